@@ -1,0 +1,49 @@
+# function-bsls. `make render` and `make test` do all the set-up they need.
+SHELL := /bin/sh
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS := .tools/bin
+
+.PHONY: all venv tools render render-all test unit lint e2e clean
+
+all: test
+
+$(VENV)/.stamp: pyproject.toml
+	@$(PYTHON) --version >/dev/null 2>&1 || { echo "$(PYTHON) is required"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.stamp
+
+tools:
+	hack/tools.sh
+
+## render: run the function and render the BSLS example through `crossplane render`.
+render: venv tools
+	hack/render.sh
+
+## render-all: render every example XR (servers and repositories).
+render-all: venv tools
+	@for xr in examples/bslr*.yaml; do echo "# $$xr"; hack/render.sh $$xr apis/bslr/composition.yaml; done
+	@echo "# examples/bsls.yaml"; hack/render.sh
+
+lint: venv
+	$(VENV)/bin/ruff check function tests
+	$(VENV)/bin/ruff format --check function tests
+	$(VENV)/bin/shellcheck -s sh function/scripts/*.sh hack/*.sh .ci/run
+
+unit: venv
+	$(PY) -m pytest -q tests --ignore=tests/e2e
+
+e2e: venv tools
+	$(PY) -m pytest -q tests/e2e
+
+## test: lint, unit, render and end-to-end tests.
+test: venv tools lint
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""function-bsls: a Crossplane composition function that runs Kopia repository servers."""

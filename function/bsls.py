@@ -1,0 +1,623 @@
+"""Composing a BackupStorageLocationServer, in the order of the reconciliation flow.
+
+1. Validate the spec and declare what must be read (the BSLR, password Secrets, a
+   brought certificate), all pinned to the tenant's namespace.
+2. Repository: the BSLR must exist, be valid and be Ready.
+3. TLS: keep or renew the serving certificate under a CA that clients pin.
+4. Server: Deployment, Service, NetworkPolicy, control credentials.
+5. Users: one credentials Secret each and a sync Job named by what it applies.
+6. Status: endpoint, fingerprint, users, conditions, readiness.
+
+Anything that depends on an input that is missing or broken is kept exactly as it runs
+(or not created yet), and a condition says what to fix.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import datetime
+import hashlib
+import hmac
+
+import pydantic
+from crossplane.function import resource, response
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+
+from function import names, repository, status, tls, users
+from function.models import BSLRSpec, BSLSSpec, FunctionInput, describe_error
+from function.observed import Observed, normalise
+from function.resources import jobs, secrets, server
+from function.status import Conditions
+from function.tenancy import InputError, in_namespace
+
+SCRIPT_NAMES = ("server.sh", "user-sync.sh")
+
+
+@dataclasses.dataclass
+class Repo:
+    """The outcome of reading the BSLR."""
+
+    connection: repository.Connection | None
+    reason: str
+    message: str
+
+
+@dataclasses.dataclass
+class ServedTLS:
+    """The outcome of the TLS step: what to compose and what to publish."""
+
+    fingerprint: str
+    not_after: str
+    chain_digest: str
+    secret_name: str  # the Secret the server mounts
+    manifests: dict[str, dict]
+    ok: bool
+    reason: str
+    message: str
+    event: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What every step of one call needs to know."""
+
+    name: str
+    namespace: str
+    spec: BSLSSpec
+    inp: FunctionInput
+    observed: Observed
+    port: int
+    endpoint: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Control:
+    """The control user's credentials and the key that makes digests unguessable."""
+
+    username: str
+    password: str
+    hmac_key: str
+    secret: dict
+
+
+def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
+    req: fnv1.RunFunctionRequest,  # noqa: ARG001 - same signature as bslr.compose
+    rsp: fnv1.RunFunctionResponse,
+    observed: Observed,
+    inp: FunctionInput,
+    namespace: str,
+    now: datetime.datetime,
+) -> None:
+    """Compose the server of one BSLS into `rsp`."""
+    xr = observed.xr
+    name = str(xr["metadata"]["name"])
+    spec = _spec(xr)
+
+    # 1. Requirements. Declared on every call; Crossplane calls again until they settle.
+    _require(rsp, spec, inp, namespace, xr)
+    if not all(observed.resolved(n) for n in rsp.requirements.resources):
+        return
+
+    port = spec.service.port or inp.servicePort
+    ctx = Context(
+        name, namespace, spec, inp, observed, port, server.endpoint(name, namespace, port)
+    )
+    previous = xr.get("status") if isinstance(xr.get("status"), dict) else {}
+    conditions = Conditions()
+
+    # 2. Repository.
+    repo = _repository(ctx, xr)
+    conditions.set(status.REPOSITORY_READY, repo.connection is not None, repo.reason, repo.message)
+
+    # 3. TLS.
+    served = _tls(ctx, now, previous)
+    conditions.set(status.TLS_READY, served.ok, served.reason, served.message)
+    if served.event == "ca-regenerated":
+        response.warning(rsp, served.message)
+
+    # 4. Server.
+    control = _control(ctx)
+    scripts_cm = secrets.scripts(name, namespace, SCRIPT_NAMES)
+    connection = repo.connection if served.ok else None
+    desired = {
+        **served.manifests,
+        names.CONTROL: control.secret,
+        names.SCRIPTS: scripts_cm,
+        **_server(ctx, connection, served, control, scripts_cm),
+    }
+
+    # 5. Users.
+    resolved = users.resolve(
+        spec.users,
+        xr=name,
+        observed_credentials=_observed_credentials(ctx),
+        required_secrets=_password_secrets(ctx),
+    )
+    desired.update(_users(ctx, connection, served.fingerprint, control, scripts_cm, resolved))
+    problems = [r.problem for r in resolved if r.problem]
+    syncing = connection is not None and not problems
+    _users_condition(conditions, ctx, desired.get(names.USER_SYNC), problems, syncing)
+
+    # 6. Status and readiness.
+    _server_condition(conditions, ctx)
+    emit(rsp, observed, desired)
+    xr_status = {
+        "endpoint": ctx.endpoint,
+        "tlsFingerprint": served.fingerprint or str(previous.get("tlsFingerprint", "")),
+        "certificateNotAfter": served.not_after or str(previous.get("certificateNotAfter", "")),
+        "userCount": len(resolved),
+        "users": [
+            {"identity": r.user.identity, "credentialsSecretName": r.secret_name} for r in resolved
+        ],
+    }
+    resource.update(rsp.desired.composite, {"status": xr_status})
+    response.set_conditions(rsp, *conditions.items)
+
+
+def _server(
+    ctx: Context,
+    connection: repository.Connection | None,
+    served: ServedTLS,
+    control: Control,
+    scripts_cm: dict,
+) -> dict[str, dict]:
+    """The Service, the NetworkPolicy and, when it can run, the server Deployment."""
+    out = {names.SERVICE: server.service(ctx.name, ctx.namespace, ctx.spec, ctx.port)}
+    if ctx.spec.networkPolicy.enabled:
+        out[names.NETWORK_POLICY] = server.network_policy(ctx.name, ctx.namespace, ctx.spec)
+    if connection is not None:
+        out[names.SERVER] = server.deployment(
+            xr=ctx.name,
+            namespace=ctx.namespace,
+            spec=ctx.spec,
+            image=ctx.inp.kopiaImage,
+            uid=ctx.inp.runAsUser,
+            connection=connection,
+            tls_secret=served.secret_name,
+            control_secret=control.secret["metadata"]["name"],
+            control_username=control.username,
+            scripts_config_map=scripts_cm["metadata"]["name"],
+            rollout={
+                "tls-digest": served.chain_digest,
+                "scripts-digest": _digest_of(scripts_cm["data"]),
+                "repository-digest": connection.digest,
+                "control-digest": _keyed(control.hmac_key, control.password)[:16],
+            },
+        )
+    elif (kept := ctx.observed.keep(names.SERVER)) is not None:
+        out[names.SERVER] = kept
+    return out
+
+
+def _users(  # noqa: PLR0917
+    ctx: Context,
+    connection: repository.Connection | None,
+    fingerprint: str,
+    control: Control,
+    scripts_cm: dict,
+    resolved: list[users.Resolved],
+) -> dict[str, dict]:
+    """One credentials Secret per user, and the sync Job when every password is known."""
+    out = {}
+    for r in resolved:
+        key = names.credentials_key(r.user.identity)
+        if r.password is not None and fingerprint:
+            out[key] = users.credentials_secret(
+                ctx.name, ctx.namespace, r, ctx.endpoint, fingerprint
+            )
+        elif (kept := ctx.observed.keep(key)) is not None:
+            out[key] = kept
+    if connection is not None and not any(r.problem for r in resolved):
+        settings = {
+            "endpoint": ctx.endpoint,
+            "fingerprint": fingerprint,
+            "repository": connection.digest,
+            "image": ctx.inp.kopiaImage,
+            "scripts": _digest_of(scripts_cm["data"]),
+            "control": control.password,
+        }
+        out[names.USER_SYNC] = jobs.user_sync(
+            xr=ctx.name,
+            namespace=ctx.namespace,
+            digest=users.sync_digest(control.hmac_key, resolved, settings),
+            image=ctx.inp.kopiaImage,
+            uid=ctx.inp.runAsUser,
+            connection=connection,
+            users=resolved,
+            endpoint=ctx.endpoint,
+            fingerprint=fingerprint,
+            control_secret=control.secret["metadata"]["name"],
+            control_username=control.username,
+            scripts_config_map=scripts_cm["metadata"]["name"],
+        )
+    elif (kept := ctx.observed.keep(names.USER_SYNC)) is not None:
+        out[names.USER_SYNC] = kept
+    return out
+
+
+def emit(rsp: fnv1.RunFunctionResponse, observed: Observed, desired: dict[str, dict]) -> None:
+    """Put the desired resources into the response and mark the ready ones.
+
+    A resource is ready when the observed object has the desired name (a re-issued Job
+    has a new one) and reports ready for its kind.
+    """
+    for key, manifest in desired.items():
+        r = rsp.desired.resources[key]
+        resource.update(r, manifest)
+        obs = observed.get(key)
+        same = status.observed_name(obs) == manifest["metadata"]["name"]
+        if same and status.ready(manifest["kind"], obs):
+            r.ready = fnv1.READY_TRUE
+
+
+def _server_condition(conditions: Conditions, ctx: Context) -> None:
+    obs = ctx.observed.get(names.SERVER)
+    deployment = f"{ctx.namespace}/{names.server(ctx.name)}"
+    if status.deployment_available(obs):
+        conditions.set(
+            status.SERVER_AVAILABLE, True, "Available", f"The server answers at {ctx.endpoint}."
+        )
+    elif obs is None:
+        conditions.set(
+            status.SERVER_AVAILABLE,
+            False,
+            "NotDeployed",
+            "The server is not deployed yet: see the RepositoryReady and TLSReady conditions.",
+        )
+    else:
+        conditions.set(
+            status.SERVER_AVAILABLE,
+            False,
+            "Unavailable",
+            f"Deployment {deployment} has no available replica yet; see why with: "
+            f"kubectl -n {ctx.namespace} describe deployment {names.server(ctx.name)}",
+        )
+
+
+# ---------------------------------------------------------------------------- steps
+
+
+def _spec(xr: dict) -> BSLSSpec:
+    try:
+        return BSLSSpec.model_validate(normalise(xr.get("spec") or {}))
+    except pydantic.ValidationError as e:
+        raise InputError(
+            f"invalid BackupStorageLocationServer: {describe_error(e, 'spec')}"
+        ) from None
+
+
+def _require(
+    rsp: fnv1.RunFunctionResponse, spec: BSLSSpec, inp: FunctionInput, namespace: str, xr: dict
+) -> None:
+    """Every selector is pinned to the tenant's namespace: Crossplane does not restrict it."""
+    response.require_resources(
+        rsp,
+        names.REQ_REPOSITORY,
+        inp.repositoryApiVersion,
+        inp.repositoryKind,
+        match_name=spec.repositoryRef.name,
+        namespace=namespace,
+    )
+    for secret_name in sorted(
+        {u.passwordSecretRef.name for u in spec.users if u.passwordSecretRef}
+    ):
+        response.require_resources(
+            rsp,
+            names.secret_requirement(secret_name),
+            "v1",
+            "Secret",
+            match_name=secret_name,
+            namespace=namespace,
+        )
+    if spec.tls.secretRef is not None:
+        response.require_resources(
+            rsp,
+            names.REQ_TLS_SECRET,
+            "v1",
+            "Secret",
+            match_name=spec.tls.secretRef.name,
+            namespace=namespace,
+        )
+    # Every server of the namespace, to refuse a second server on the same repository.
+    response.require_resources(
+        rsp,
+        names.REQ_SERVERS,
+        str(xr.get("apiVersion", "")),
+        str(xr.get("kind", "")),
+        namespace=namespace,
+    )
+
+
+def _repository(ctx: Context, xr: dict) -> Repo:
+    ref = f"{ctx.namespace}/{ctx.spec.repositoryRef.name}"
+    bslr = in_namespace(ctx.observed.required(names.REQ_REPOSITORY), ctx.namespace)
+    if bslr is None:
+        return Repo(
+            None,
+            "NotFound",
+            f"BackupStorageLocationRepository {ref} does not exist; create it or fix "
+            "spec.repositoryRef.name. A running server is left as it is.",
+        )
+    try:
+        bslr_spec = BSLRSpec.model_validate(normalise(bslr.get("spec") or {}))
+    except pydantic.ValidationError as e:
+        return Repo(
+            None,
+            "InvalidRepository",
+            f"BackupStorageLocationRepository {ref} is invalid: {describe_error(e, 'spec')}",
+        )
+    if not status.condition_true(bslr, "Ready"):
+        why = status.condition_message(bslr, "Ready")
+        return Repo(
+            None,
+            "NotReady",
+            f"BackupStorageLocationRepository {ref} is not Ready yet"
+            + (f" ({why})" if why else "")
+            + "; the server starts once the repository is initialised.",
+        )
+    owner = _repository_owner(ctx, xr)
+    if owner is not None:
+        return Repo(
+            None,
+            "RepositoryInUse",
+            f"BackupStorageLocationServer {ctx.namespace}/{owner} already serves repository "
+            f"{ctx.spec.repositoryRef.name}; users live in the repository, so two servers would "
+            "overwrite each other's users. Point this server at another repository.",
+        )
+    return Repo(repository.connection(bslr_spec), "Available", f"Repository {ref} is Ready.")
+
+
+def _repository_owner(ctx: Context, xr: dict) -> str | None:
+    """The name of an older server on the same repository, or None if this one owns it.
+
+    Users live in the repository, so only one server may manage them: the oldest one
+    (by creation time, then name) wins.
+    """
+    meta = xr.get("metadata") or {}
+    mine = (str(meta.get("creationTimestamp", "")), str(meta.get("name", "")))
+    older = []
+    for found in ctx.observed.required_all(names.REQ_SERVERS):
+        other = in_namespace(found, ctx.namespace)
+        if other is None:
+            continue
+        other_meta = other.get("metadata") or {}
+        ref = ((other.get("spec") or {}).get("repositoryRef") or {}).get("name")
+        key = (str(other_meta.get("creationTimestamp", "")), str(other_meta.get("name", "")))
+        if ref == ctx.spec.repositoryRef.name and key < mine and key[1] != mine[1]:
+            older.append(key)
+    return min(older)[1] if older else None
+
+
+def _decode(secret: dict | None, *keys: str) -> tuple[bytes, ...] | None:
+    """Decode Secret keys; missing or broken data decodes to b"" (unusable, not absent)."""
+    if secret is None:
+        return None
+    data = secret.get("data") if isinstance(secret.get("data"), dict) else {}
+    out = []
+    for key in keys:
+        try:
+            out.append(base64.b64decode(str(data.get(key, "")), validate=True))
+        except (binascii.Error, ValueError):
+            out.append(b"")
+    return tuple(out)
+
+
+def _tls(ctx: Context, now: datetime.datetime, previous: dict) -> ServedTLS:
+    observed, spec, inp = ctx.observed, ctx.spec, ctx.inp
+    name, namespace = ctx.name, ctx.namespace
+    if spec.tls.secretRef is not None:
+        return _brought_tls(observed, spec.tls.secretRef.name, namespace, now, previous)
+    dns_names = server.dns_names(name, namespace) + [
+        n for n in spec.tls.additionalDNSNames if n not in server.dns_names(name, namespace)
+    ]
+    observed_ca = _decode(observed.get(names.TLS_CA), "ca.crt", "ca.key")
+    observed_leaf = _decode(observed.get(names.TLS_SERVER), "tls.crt", "tls.key")
+    plan = tls.ensure(
+        observed_ca=observed_ca,  # type: ignore[arg-type]
+        observed_leaf=observed_leaf,  # type: ignore[arg-type]
+        common_name=f"{name}.{namespace} kopia CA",
+        dns_names=dns_names,
+        ip_addresses=list(spec.tls.additionalIPAddresses),
+        now=now,
+        ca_validity_days=inp.caValidityDays,
+        leaf_validity_days=inp.certificateValidityDays,
+        renew_before=datetime.timedelta(days=inp.renew_before_days),
+    )
+    ca_secret = secrets.tls_ca(name, namespace, plan.ca)
+    old_pin = str(previous.get("tlsFingerprint", ""))
+    regenerated = ca_secret["metadata"].setdefault("annotations", {})
+    if plan.event == "ca-regenerated":
+        regenerated["dataprotection.bsls.dev/regenerated-at"] = tls.rfc3339(now)
+        regenerated["dataprotection.bsls.dev/replaces-fingerprint"] = old_pin or "unknown"
+    else:
+        # Carry the note of an earlier regeneration, so the condition keeps saying it.
+        old_annotations = ((observed.get(names.TLS_CA) or {}).get("metadata") or {}).get(
+            "annotations"
+        ) or {}
+        for key in (
+            "dataprotection.bsls.dev/regenerated-at",
+            "dataprotection.bsls.dev/replaces-fingerprint",
+        ):
+            if key in old_annotations:
+                regenerated[key] = str(old_annotations[key])
+    if not regenerated:
+        del ca_secret["metadata"]["annotations"]
+    leaf_secret = secrets.tls_server(name, namespace, plan.leaf, plan.ca)
+    fingerprint = plan.ca.fingerprint
+    not_after = tls.rfc3339(plan.leaf.not_after)
+    if "dataprotection.bsls.dev/regenerated-at" in regenerated:
+        reason = "CARegenerated"
+        message = (
+            f"The CA was regenerated at {regenerated['dataprotection.bsls.dev/regenerated-at']}"
+            + (f" ({plan.reason})" if plan.event == "ca-regenerated" and plan.reason else "")
+            + f": clients pinned to {regenerated['dataprotection.bsls.dev/replaces-fingerprint']}"
+            f" must re-pin to {fingerprint} (status.tlsFingerprint)."
+        )
+    elif plan.event == "renewed":
+        reason, message = (
+            "Renewed",
+            (
+                f"The serving certificate was re-issued under the same CA because {plan.reason}; "
+                f"the pin {fingerprint} is unchanged. It is valid until {not_after}."
+            ),
+        )
+    else:
+        reason, message = (
+            "Issued",
+            (
+                f"Serving certificate valid until {not_after}, signed by the CA whose fingerprint "
+                f"{fingerprint} clients pin."
+            ),
+        )
+    return ServedTLS(
+        fingerprint=fingerprint,
+        not_after=not_after,
+        chain_digest=tls.digest(plan.leaf.chain_pem),
+        secret_name=leaf_secret["metadata"]["name"],
+        manifests={names.TLS_CA: ca_secret, names.TLS_SERVER: leaf_secret},
+        ok=True,
+        reason=reason,
+        message=message,
+        event=plan.event,
+    )
+
+
+def _brought_tls(
+    observed: Observed, secret_name: str, namespace: str, now: datetime.datetime, previous: dict
+) -> ServedTLS:
+    ref = f"Secret {namespace}/{secret_name} (spec.tls.secretRef)"
+    kept_fp = str(previous.get("tlsFingerprint", ""))
+    kept_after = str(previous.get("certificateNotAfter", ""))
+    secret = in_namespace(observed.required(names.REQ_TLS_SECRET), namespace)
+    if secret is None:
+        return ServedTLS(
+            kept_fp,
+            kept_after,
+            "",
+            secret_name,
+            {},
+            False,
+            "CertificateSecretNotFound",
+            f"{ref} does not exist; create a kubernetes.io/tls Secret with tls.crt and tls.key "
+            "(and ca.crt to pin a CA). A running server is left as it is.",
+        )
+    tls_crt, tls_key, ca_crt = _decode(secret, "tls.crt", "tls.key", "ca.crt") or (b"", b"", b"")
+    try:
+        brought = tls.check_brought(tls_crt, tls_key, ca_crt or None, now)
+    except tls.TLSError as e:
+        return ServedTLS(
+            kept_fp,
+            kept_after,
+            "",
+            secret_name,
+            {},
+            False,
+            "InvalidCertificate",
+            f"{ref} cannot be served: {e}. A running server is left as it is.",
+        )
+    pinned = "its ca.crt" if brought.pinned == "ca" else "its leaf certificate (there is no ca.crt)"
+    return ServedTLS(
+        fingerprint=brought.pin,
+        not_after=tls.rfc3339(brought.not_after),
+        chain_digest=brought.chain_digest,
+        secret_name=secret_name,
+        manifests={},
+        ok=True,
+        reason="Provided",
+        message=f"Serving the certificate from {ref}; clients pin {pinned}: {brought.pin}.",
+    )
+
+
+def _control(ctx: Context) -> Control:
+    """The control user's password and the digest key: generated once, then read back."""
+    found = _decode(ctx.observed.get(names.CONTROL), "password", "hmac-key")
+    password, key = (v.decode("utf-8", "replace") for v in found) if found else ("", "")
+    if len(password) < 16:
+        password = users.generate_password()
+    if len(key) < 32:
+        key = users.generate_password() + users.generate_password()
+    username = ctx.inp.controlUsername
+    return Control(
+        username, password, key, secrets.control(ctx.name, ctx.namespace, username, password, key)
+    )
+
+
+def _observed_credentials(ctx: Context) -> dict[str, dict]:
+    out = {}
+    for user in ctx.spec.users:
+        found = ctx.observed.get(names.credentials_key(user.identity))
+        if found is not None:
+            out[user.identity] = found
+    return out
+
+
+def _password_secrets(ctx: Context) -> dict[str, dict | None]:
+    out: dict[str, dict | None] = {}
+    for user in ctx.spec.users:
+        ref = user.passwordSecretRef
+        if ref is None:
+            continue
+        requirement = names.secret_requirement(ref.name)
+        if ctx.observed.resolved(requirement):
+            secret = ctx.observed.required(requirement)
+            out[ref.name] = in_namespace(secret, ctx.namespace)
+    return out
+
+
+def _users_condition(
+    conditions: Conditions, ctx: Context, job: dict | None, problems: list[str], syncing: bool
+) -> None:
+    count = len(ctx.spec.users)
+    obs = ctx.observed.get(names.USER_SYNC)
+    if problems:
+        conditions.set(
+            status.USERS_SYNCED,
+            False,
+            "UserInputInvalid",
+            "; ".join(problems)
+            + ". Users are kept as the last good sync left them until this is fixed.",
+        )
+        return
+    if not syncing or job is None:
+        conditions.set(
+            status.USERS_SYNCED,
+            False,
+            "WaitingForServer",
+            "Users are synced once the repository is Ready and TLS is in place.",
+        )
+        return
+    job_name = job["metadata"]["name"]
+    namespace = job["metadata"]["namespace"]
+    same = status.observed_name(obs) == job_name
+    if same and status.job_complete(obs):
+        conditions.set(
+            status.USERS_SYNCED, True, "Synced", f"{count} user(s) in sync (Job {job_name})."
+        )
+    elif same and status.job_failed(obs):
+        conditions.set(
+            status.USERS_SYNCED,
+            False,
+            "SyncFailed",
+            f"Job {namespace}/{job_name} failed; read its logs: "
+            f"kubectl -n {namespace} logs job/{job_name}",
+        )
+    else:
+        conditions.set(
+            status.USERS_SYNCED,
+            False,
+            "Syncing",
+            f"Job {namespace}/{job_name} is applying {count} user(s).",
+        )
+
+
+def _digest_of(data: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(data):
+        h.update(key.encode() + b"\0" + data[key].encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _keyed(key: str, value: str) -> str:
+    return hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()

@@ -1,0 +1,431 @@
+"""Validated models of everything the function reads: its input, the XRs and the BSLR.
+
+Every model rejects unknown fields and wrong types, so an app team's typo becomes a
+message naming the field instead of a silently ignored setting. `describe_error` turns
+pydantic's errors into one sentence per field, in the path syntax of the XR
+(`spec.users[1].hostname`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_API_VERSION = "dataprotection.bsls.dev/v1alpha1"
+DEFAULT_KOPIA_IMAGE = "kopia/kopia:0.23.1"
+DEFAULT_PORT = 51515
+
+# Kopia's own rule for server user names (user@host).
+IDENTITY_PART = re.compile(r"^[a-z0-9\-_.]+$")
+# The hostname reserved for the identities the function itself uses in the repository.
+SYSTEM_HOSTNAME = "bsls-system"
+# Kubernetes object names (DNS-1123 subdomain) and Secret keys.
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+IMAGE = re.compile(r"^[^\s]+$")
+QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+
+
+class Strict(BaseModel):
+    """Base for every model: unknown fields are errors, values are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _object_name(value: str) -> str:
+    if len(value) > 253 or not DNS_SUBDOMAIN.match(value):
+        msg = (
+            f"{value!r} is not a valid Kubernetes object name: use at most 253 lowercase "
+            "letters, digits, '-' and '.', starting and ending with a letter or digit"
+        )
+        raise ValueError(msg)
+    return value
+
+
+def _secret_key(value: str) -> str:
+    if len(value) > 253 or not SECRET_KEY.match(value):
+        msg = f"{value!r} is not a valid Secret key: use letters, digits, '-', '_' and '.'"
+        raise ValueError(msg)
+    return value
+
+
+ObjectName = Annotated[str, pydantic.AfterValidator(_object_name)]
+SecretKeyName = Annotated[str, pydantic.AfterValidator(_secret_key)]
+
+
+class LocalRef(Strict):
+    """A reference to an object in the XR's own namespace (there is no namespace field)."""
+
+    name: ObjectName
+
+
+class SecretKeyRef(Strict):
+    """A key of a Secret in the XR's own namespace."""
+
+    name: ObjectName
+    key: SecretKeyName = "password"
+
+
+class CABundleRef(SecretKeyRef):
+    """A Secret key holding a PEM CA bundle."""
+
+    key: SecretKeyName = "ca.crt"
+
+
+class GCSCredentialsRef(SecretKeyRef):
+    """A Secret key holding a GCS service account key file."""
+
+    key: SecretKeyName = "service-account.json"
+
+
+class AzureCredentialsRef(SecretKeyRef):
+    """A Secret key holding an Azure storage account key."""
+
+    key: SecretKeyName = "AZURE_STORAGE_KEY"
+
+
+# ---------------------------------------------------------------------------- input
+
+
+class FunctionInput(Strict):
+    """The function's input (`package/input`): platform-wide settings with defaults."""
+
+    apiVersion: str = "bsls.fn.dataprotection.bsls.dev/v1alpha1"
+    kind: str = "Input"
+    metadata: dict[str, object] | None = None
+    kopiaImage: str = Field(default=DEFAULT_KOPIA_IMAGE, pattern=IMAGE.pattern, max_length=512)
+    servicePort: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    caValidityDays: int = Field(default=3650, ge=30, le=36500)
+    certificateValidityDays: int = Field(default=365, ge=2, le=3650)
+    renewBeforeDays: int | None = Field(default=None, ge=1, le=3649)
+    repositoryApiVersion: str = Field(
+        default=DEFAULT_API_VERSION, pattern=r"^[a-z0-9.-]+/[a-z0-9]+$"
+    )
+    repositoryKind: str = Field(
+        default="BackupStorageLocationRepository", pattern=r"^[A-Z][A-Za-z0-9]*$"
+    )
+    controlUsername: str = Field(
+        default="BSLS-CONTROL", pattern=r"^[A-Za-z0-9_.@-]+$", max_length=64
+    )
+    runAsUser: int = Field(default=65532, ge=1, le=2147483647)
+
+    @field_validator("controlUsername")
+    @classmethod
+    def _control_user_not_tenant(cls, value: str) -> str:
+        if "@" in value and all(IDENTITY_PART.match(p) for p in value.split("@", 1)):
+            msg = (
+                f"{value!r} could be a tenant identity (user@host in lowercase); "
+                "use a name with an uppercase letter, such as BSLS-CONTROL"
+            )
+            raise ValueError(msg)
+        if value.lower() == value and IDENTITY_PART.match(value):
+            # A name without '@' is no tenant identity, but keep it visibly distinct.
+            msg = f"{value!r} must contain an uppercase letter so no tenant can ever take it"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def renew_before_days(self) -> int:
+        """Days before expiry at which the serving certificate is re-issued."""
+        if self.renewBeforeDays is not None:
+            return self.renewBeforeDays
+        return max(1, self.certificateValidityDays // 3)
+
+    @model_validator(mode="after")
+    def _renewal_inside_lifetime(self) -> FunctionInput:
+        if (
+            self.renewBeforeDays is not None
+            and self.renewBeforeDays >= self.certificateValidityDays
+        ):
+            msg = (
+                f"renewBeforeDays ({self.renewBeforeDays}) must be shorter than "
+                f"certificateValidityDays ({self.certificateValidityDays})"
+            )
+            raise ValueError(msg)
+        return self
+
+
+# ---------------------------------------------------------------------------- BSLS
+
+
+class User(Strict):
+    """One Kopia identity `<username>@<hostname>` served by the BSLS."""
+
+    username: str = Field(min_length=1, max_length=64)
+    hostname: str = Field(min_length=1, max_length=128)
+    passwordSecretRef: SecretKeyRef | None = None
+
+    @field_validator("username", "hostname")
+    @classmethod
+    def _kopia_rule(cls, value: str) -> str:
+        if not IDENTITY_PART.match(value):
+            msg = (
+                f"{value!r} does not match Kopia's rule ^[a-z0-9\\-_.]+$: "
+                "use lowercase letters, digits, '-', '_' and '.'"
+            )
+            raise ValueError(msg)
+        return value
+
+    @field_validator("hostname")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value == SYSTEM_HOSTNAME:
+            msg = f"the hostname {SYSTEM_HOSTNAME!r} is reserved for the server's own identities"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def identity(self) -> str:
+        """The Kopia identity, `username@hostname`."""
+        return f"{self.username}@{self.hostname}"
+
+
+class TLSSpec(Strict):
+    """Serving certificate options."""
+
+    secretRef: LocalRef | None = None
+    additionalDNSNames: list[str] = Field(default_factory=list, max_length=64)
+    additionalIPAddresses: list[str] = Field(default_factory=list, max_length=64)
+
+    @field_validator("additionalDNSNames")
+    @classmethod
+    def _dns_names(cls, values: list[str]) -> list[str]:
+        for value in values:
+            name = value[2:] if value.startswith("*.") else value
+            if len(value) > 253 or not DNS_SUBDOMAIN.match(name):
+                msg = f"{value!r} is not a DNS name (lowercase labels separated by dots)"
+                raise ValueError(msg)
+        return values
+
+    @field_validator("additionalIPAddresses")
+    @classmethod
+    def _ip_addresses(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                msg = f"{value!r} is not an IPv4 or IPv6 address"
+                raise ValueError(msg) from None
+        return values
+
+
+class ServiceSpec(Strict):
+    """How the server is exposed inside the cluster."""
+
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class PeerSpec(Strict):
+    """Who may connect, in NetworkPolicy terms."""
+
+    podSelector: dict[str, object] | None = None
+    namespaceSelector: dict[str, object] | None = None
+    ipBlock: dict[str, object] | None = None
+
+
+class NetworkPolicySpec(Strict):
+    """The NetworkPolicy that admits clients to the Kopia port only."""
+
+    enabled: bool = True
+    # Empty means: any source may reach the Kopia port (and nothing else).
+    from_: list[PeerSpec] = Field(default_factory=list, alias="from", max_length=32)
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class Resources(Strict):
+    """Compute resources of the server container."""
+
+    requests: dict[str, str] | None = None
+    limits: dict[str, str] | None = None
+
+    @field_validator("requests", "limits")
+    @classmethod
+    def _quantities(cls, values: dict[str, str] | None) -> dict[str, str] | None:
+        for name, quantity in (values or {}).items():
+            if not QUANTITY.match(quantity):
+                msg = f"{name}: {quantity!r} is not a Kubernetes quantity such as 500m or 1Gi"
+                raise ValueError(msg)
+        return values
+
+
+class ServerSpec(Strict):
+    """Overrides for the server Deployment."""
+
+    image: str | None = Field(default=None, pattern=IMAGE.pattern, max_length=512)
+    resources: Resources | None = None
+    logLevel: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class BSLSSpec(Strict):
+    """The spec of a BackupStorageLocationServer."""
+
+    repositoryRef: LocalRef
+    users: list[User] = Field(default_factory=list, max_length=5000)
+    tls: TLSSpec = Field(default_factory=TLSSpec)
+    service: ServiceSpec = Field(default_factory=ServiceSpec)
+    networkPolicy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
+    server: ServerSpec = Field(default_factory=ServerSpec)
+
+    @field_validator("users")
+    @classmethod
+    def _unique(cls, users: list[User]) -> list[User]:
+        seen: dict[str, int] = {}
+        for index, user in enumerate(users):
+            if user.identity in seen:
+                first = seen[user.identity]
+                msg = (
+                    f"entry {index} repeats the identity {user.identity!r} of entry {first}; "
+                    "each username@hostname may appear once"
+                )
+                raise ValueError(msg)
+            seen[user.identity] = index
+        return users
+
+
+# ---------------------------------------------------------------------------- BSLR
+
+
+class S3Backend(Strict):
+    """An S3 or S3-compatible bucket."""
+
+    bucket: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")
+    prefix: str = Field(default="", max_length=512)
+    region: str = Field(default="", max_length=64, pattern=r"^[a-z0-9-]*$")
+    endpoint: str = Field(default="", max_length=512)
+    insecureSkipTLSVerify: bool = False
+    caBundleSecretRef: CABundleRef | None = None
+    credentialsSecretRef: CredentialsRef | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        if not value:
+            return value
+        host = value.removeprefix("http://")
+        if "://" in host:
+            msg = (
+                f"{value!r} has a scheme kopia cannot use: give host[:port] for HTTPS, "
+                "or http://host[:port] for plain HTTP"
+            )
+            raise ValueError(msg)
+        if not re.match(r"^[A-Za-z0-9.\-\[\]:]+$", host):
+            msg = f"{value!r} is not host[:port] (no path, no spaces)"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def plain_http(self) -> bool:
+        """Whether the endpoint asks for plain HTTP."""
+        return self.endpoint.startswith("http://")
+
+
+class CredentialsRef(Strict):
+    """A Secret holding S3 keys; the key names can be overridden."""
+
+    name: ObjectName
+    accessKeyIDKey: SecretKeyName = "AWS_ACCESS_KEY_ID"
+    secretAccessKeyKey: SecretKeyName = "AWS_SECRET_ACCESS_KEY"
+    sessionTokenKey: SecretKeyName | None = None
+
+
+class GCSBackend(Strict):
+    """A Google Cloud Storage bucket."""
+
+    bucket: str = Field(min_length=3, max_length=222, pattern=r"^[a-z0-9][a-z0-9._\-]*[a-z0-9]$")
+    prefix: str = Field(default="", max_length=512)
+    credentialsSecretRef: GCSCredentialsRef
+
+
+class AzureBackend(Strict):
+    """An Azure Blob Storage container."""
+
+    container: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9](-?[a-z0-9])*$")
+    prefix: str = Field(default="", max_length=512)
+    storageAccount: str = Field(min_length=3, max_length=24, pattern=r"^[a-z0-9]+$")
+    credentialsSecretRef: AzureCredentialsRef
+
+
+class PVCRef(Strict):
+    """A PersistentVolumeClaim in the same namespace."""
+
+    claimName: ObjectName
+
+
+class FilesystemBackend(Strict):
+    """A folder on a PersistentVolumeClaim, mounted into every pod that opens the repository."""
+
+    path: str = Field(default="/repository", pattern=r"^/[^\s]*$", max_length=256)
+    persistentVolumeClaim: PVCRef
+
+
+class Backend(Strict):
+    """Exactly one storage backend."""
+
+    s3: S3Backend | None = None
+    gcs: GCSBackend | None = None
+    azure: AzureBackend | None = None
+    filesystem: FilesystemBackend | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Backend:
+        chosen = [name for name in ("s3", "gcs", "azure", "filesystem") if getattr(self, name)]
+        if len(chosen) != 1:
+            got = ", ".join(chosen) if chosen else "none"
+            msg = f"set exactly one of s3, gcs, azure or filesystem (got {got})"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def name(self) -> str:
+        """Which backend is set: s3, gcs, azure or filesystem."""
+        return next(n for n in ("s3", "gcs", "azure", "filesystem") if getattr(self, n))
+
+    @model_validator(mode="after")
+    def _prefix_slash(self) -> Backend:
+        for name in ("s3", "gcs", "azure"):
+            backend = getattr(self, name)
+            if backend is not None and backend.prefix and not backend.prefix.endswith("/"):
+                msg = f"{name}.prefix {backend.prefix!r} must end with '/' (e.g. {backend.prefix}/)"
+                raise ValueError(msg)
+        return self
+
+
+class BSLRSpec(Strict):
+    """The spec of a BackupStorageLocationRepository."""
+
+    passwordSecretRef: SecretKeyRef
+    backend: Backend
+
+
+S3Backend.model_rebuild()
+
+
+def describe_error(err: pydantic.ValidationError, root: str) -> str:
+    """Turn a validation error into one readable sentence per field.
+
+    Args:
+        err: The pydantic error.
+        root: The path of the validated object, e.g. `spec`.
+
+    Returns:
+        Messages such as `spec.users[1].hostname: 'VM' does not match ...`.
+    """
+    parts = []
+    for item in err.errors(include_url=False):
+        path = root
+        for loc in item["loc"]:
+            path += f"[{loc}]" if isinstance(loc, int) else f".{loc}"
+        msg = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            msg = "is not a known field (check the spelling against the API reference)"
+        elif item["type"] == "missing":
+            msg = "is required"
+        parts.append(f"{path}: {msg}")
+    return "; ".join(parts)

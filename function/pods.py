@@ -1,0 +1,117 @@
+"""What every kopia pod shares: restricted security, writable scratch space, the scripts.
+
+The kopia image runs as root with a writable root filesystem by default. Our pods run
+as a fixed non-root UID with a read-only root filesystem, so every path kopia writes
+(config, cache, logs, HOME, /tmp) is an emptyDir.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from function.repository import Connection
+
+SCRIPTS_DIR = "/scripts"
+CONFIG_DIR = "/app/config"
+SCRATCH = {
+    "config": CONFIG_DIR,
+    "cache": "/app/cache",
+    "logs": "/app/logs",
+    "home": "/home/kopia",
+    "tmp": "/tmp",  # noqa: S108 - a private emptyDir, not the node's /tmp
+}
+SCRIPT_NAMES = ("server.sh", "user-sync.sh", "repository-init.sh")
+
+
+def script(name: str) -> str:
+    """The text of a pod script shipped in the package (`function/scripts`)."""
+    return resources.files("function").joinpath("scripts", name).read_text(encoding="utf-8")
+
+
+def pod_security_context(uid: int) -> dict:
+    """The pod-level half of the restricted Pod Security Standard."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict:
+    """The container-level half of the restricted Pod Security Standard."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def kopia_env(username: str, hostname: str) -> list[dict]:
+    """Where kopia keeps its state, and the identity a pod connects as."""
+    return [
+        {"name": "KOPIA_CONFIG_PATH", "value": f"{CONFIG_DIR}/repository.config"},
+        {"name": "KOPIA_CACHE_DIRECTORY", "value": SCRATCH["cache"]},
+        {"name": "KOPIA_LOG_DIR", "value": SCRATCH["logs"]},
+        {"name": "KOPIA_CHECK_FOR_UPDATES", "value": "false"},
+        {"name": "HOME", "value": SCRATCH["home"]},
+        {"name": "BSLS_IDENTITY_USERNAME", "value": username},
+        {"name": "BSLS_IDENTITY_HOSTNAME", "value": hostname},
+    ]
+
+
+def scratch_volumes() -> list[dict]:
+    """One emptyDir per writable path, plus the scripts ConfigMap."""
+    return [{"name": name, "emptyDir": {}} for name in SCRATCH]
+
+
+def scratch_mounts() -> list[dict]:
+    """Mounts for the writable paths and the scripts."""
+    mounts = [{"name": name, "mountPath": path} for name, path in SCRATCH.items()]
+    mounts.append({"name": "scripts", "mountPath": SCRIPTS_DIR, "readOnly": True})
+    return mounts
+
+
+def scripts_volume(config_map: str) -> dict:
+    """The ConfigMap holding the pod scripts, mounted read-only."""
+    return {"name": "scripts", "configMap": {"name": config_map, "defaultMode": 0o555}}
+
+
+def kopia_container(
+    *,
+    name: str,
+    image: str,
+    script_name: str,
+    connection: Connection,
+    identity: tuple[str, str],
+    env: list[dict],
+    mounts: list[dict],
+    resources_: dict,
+) -> dict:
+    """A container that runs one of our scripts with the repository's storage flags."""
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/bin/sh", f"{SCRIPTS_DIR}/{script_name}"],
+        "args": list(connection.args),
+        "env": kopia_env(*identity) + list(connection.env) + env,
+        "volumeMounts": scratch_mounts() + list(connection.mounts) + mounts,
+        "securityContext": container_security_context(),
+        "resources": resources_,
+    }
+
+
+def pod_spec(*, uid: int, containers: list[dict], volumes: list[dict], restart_policy: str) -> dict:
+    """A restricted pod spec without a service-account token."""
+    return {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(uid),
+        "restartPolicy": restart_policy,
+        "containers": containers,
+        "volumes": volumes,
+    }

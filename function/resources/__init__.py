@@ -1,0 +1,1 @@
+"""Builders of composed resources: pure functions from validated inputs to manifests."""

@@ -1,0 +1,121 @@
+"""Jobs: the user sync of a server and the initialisation of a repository."""
+
+from __future__ import annotations
+
+import hashlib
+
+from function import names, pods
+from function.repository import Connection
+from function.resources.meta import labels, metadata
+from function.users import Resolved
+
+USERS_DIR = "/etc/bsls/users"
+JOB_RESOURCES = {
+    "requests": {"cpu": "50m", "memory": "128Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
+}
+# Kopia opens the repository once per user command; leave room for large user lists.
+ACTIVE_DEADLINE_SECONDS = 3600
+
+
+def _job(name: str, namespace: str, xr: str, component: str, pod: dict) -> dict:
+    # No ttlSecondsAfterFinished: Crossplane would re-create a Job that deleted itself.
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata(name, namespace, xr, component),
+        "spec": {
+            "backoffLimit": 4,
+            "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
+            "template": {"metadata": {"labels": labels(xr, component)}, "spec": pod},
+        },
+    }
+
+
+def users_volume(users: list[Resolved]) -> dict:
+    """One file per identity holding its password, projected from the credentials Secrets."""
+    if not users:
+        return {"name": "users", "emptyDir": {}}
+    sources = [
+        {"secret": {"name": r.secret_name, "items": [{"key": "password", "path": r.user.identity}]}}
+        for r in users
+    ]
+    return {"name": "users", "projected": {"sources": sources, "defaultMode": 0o440}}
+
+
+def user_sync(
+    *,
+    xr: str,
+    namespace: str,
+    digest: str,
+    image: str,
+    uid: int,
+    connection: Connection,
+    users: list[Resolved],
+    endpoint: str,
+    fingerprint: str,
+    control_secret: str,
+    control_username: str,
+    scripts_config_map: str,
+) -> dict:
+    """The Job that makes the repository's users match the spec, then refreshes the server."""
+    env = [
+        {"name": "BSLS_USERS_DIR", "value": USERS_DIR},
+        {"name": "BSLS_SERVER_URL", "value": endpoint},
+        {"name": "BSLS_SERVER_FINGERPRINT", "value": fingerprint},
+        {"name": "BSLS_CONTROL_USERNAME", "value": control_username},
+        {
+            # On a client, KOPIA_SERVER_PASSWORD is the control user's password.
+            "name": "KOPIA_SERVER_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": control_secret, "key": "password"}},
+        },
+    ]
+    container = pods.kopia_container(
+        name="user-sync",
+        image=image,
+        script_name="user-sync.sh",
+        connection=connection,
+        identity=names.SYNC_IDENTITY,
+        env=env,
+        mounts=[{"name": "users", "mountPath": USERS_DIR, "readOnly": True}],
+        resources_=JOB_RESOURCES,
+    )
+    volumes = [
+        *pods.scratch_volumes(),
+        pods.scripts_volume(scripts_config_map),
+        users_volume(users),
+        *connection.volumes,
+    ]
+    pod = pods.pod_spec(uid=uid, containers=[container], volumes=volumes, restart_policy="Never")
+    return _job(names.job(xr, "user-sync", digest), namespace, xr, "user-sync", pod)
+
+
+def repository_init(
+    *,
+    xr: str,
+    namespace: str,
+    image: str,
+    uid: int,
+    connection: Connection,
+    scripts_config_map: str,
+) -> dict:
+    """The Job that connects to the repository or creates it on empty storage."""
+    container = pods.kopia_container(
+        name="repository-init",
+        image=image,
+        script_name="repository-init.sh",
+        connection=connection,
+        identity=names.SERVER_IDENTITY,
+        env=[],
+        mounts=[],
+        resources_=JOB_RESOURCES,
+    )
+    volumes = [
+        *pods.scratch_volumes(),
+        pods.scripts_volume(scripts_config_map),
+        *connection.volumes,
+    ]
+    pod = pods.pod_spec(uid=uid, containers=[container], volumes=volumes, restart_policy="Never")
+    # Re-run the initialisation when the storage settings or the image change.
+    digest = hashlib.sha256(f"{connection.digest}:{image}".encode()).hexdigest()
+    return _job(names.job(xr, "init", digest), namespace, xr, "repository-init", pod)

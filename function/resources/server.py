@@ -1,0 +1,163 @@
+"""The Kopia server: its Deployment, Service and NetworkPolicy."""
+
+from __future__ import annotations
+
+from function import names, pods
+from function.models import BSLSSpec
+from function.repository import Connection
+from function.resources.meta import labels, metadata
+
+CONTAINER_PORT = 51515
+TLS_DIR = "/etc/bsls/tls"
+ANNOTATION_PREFIX = "dataprotection.bsls.dev/"
+
+DEFAULT_RESOURCES = {
+    "requests": {"cpu": "100m", "memory": "256Mi"},
+    "limits": {"cpu": "2", "memory": "2Gi"},
+}
+
+
+def selector(xr: str) -> dict[str, str]:
+    """The labels that select the server's pods."""
+    full = labels(xr, "server")
+    return {k: full[k] for k in ("app.kubernetes.io/instance", names.LABEL_COMPONENT)}
+
+
+def resources_for(spec: BSLSSpec) -> dict:
+    """The server's compute resources: the defaults, overridden field by field."""
+    out = {k: dict(v) for k, v in DEFAULT_RESOURCES.items()}
+    if (res := spec.server.resources) is not None:
+        out["requests"].update(res.requests or {})
+        out["limits"].update(res.limits or {})
+    return out
+
+
+def deployment(
+    *,
+    xr: str,
+    namespace: str,
+    spec: BSLSSpec,
+    image: str,
+    uid: int,
+    connection: Connection,
+    tls_secret: str,
+    control_secret: str,
+    control_username: str,
+    scripts_config_map: str,
+    rollout: dict[str, str],
+) -> dict:
+    """The server Deployment.
+
+    `rollout` holds digests of everything the server reads only at start (the served
+    certificate, the scripts, the repository settings); they go into the pod template
+    so a change rolls the pod.
+    """
+    env = [
+        {"name": "BSLS_LISTEN_ADDRESS", "value": f"0.0.0.0:{CONTAINER_PORT}"},
+        {"name": "BSLS_TLS_DIR", "value": TLS_DIR},
+        {"name": "BSLS_CONTROL_USERNAME", "value": control_username},
+        {
+            "name": "KOPIA_SERVER_CONTROL_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": control_secret, "key": "password"}},
+        },
+        {"name": "KOPIA_LOG_LEVEL", "value": spec.server.logLevel},
+    ]
+    container = pods.kopia_container(
+        name="kopia",
+        image=spec.server.image or image,
+        script_name="server.sh",
+        connection=connection,
+        identity=names.SERVER_IDENTITY,
+        env=env,
+        mounts=[{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}],
+        resources_=resources_for(spec),
+    )
+    container["ports"] = [{"name": "kopia", "containerPort": CONTAINER_PORT, "protocol": "TCP"}]
+    probe = {"tcpSocket": {"port": "kopia"}, "periodSeconds": 10}
+    container["readinessProbe"] = {**probe, "initialDelaySeconds": 2}
+    container["livenessProbe"] = {**probe, "initialDelaySeconds": 30, "failureThreshold": 6}
+    volumes = [
+        *pods.scratch_volumes(),
+        pods.scripts_volume(scripts_config_map),
+        {
+            "name": "tls",
+            "secret": {
+                "secretName": tls_secret,
+                "items": [
+                    {"key": "tls.crt", "path": "tls.crt"},
+                    {"key": "tls.key", "path": "tls.key"},
+                ],
+                "defaultMode": 0o440,
+            },
+        },
+        *connection.volumes,
+    ]
+    pod_labels = labels(xr, "server")
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(names.server(xr), namespace, xr, "server"),
+        "spec": {
+            "replicas": 1,
+            # Never two servers at once: they would both run maintenance as the owner.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector(xr)},
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {ANNOTATION_PREFIX + k: v for k, v in sorted(rollout.items())},
+                },
+                "spec": pods.pod_spec(
+                    uid=uid, containers=[container], volumes=volumes, restart_policy="Always"
+                ),
+            },
+        },
+    }
+
+
+def service(xr: str, namespace: str, spec: BSLSSpec, port: int) -> dict:
+    """The Service: the Kopia port and nothing else."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(names.server(xr), namespace, xr, "server"),
+        "spec": {
+            "type": spec.service.type,
+            "selector": selector(xr),
+            "ports": [{"name": "kopia", "port": port, "targetPort": "kopia", "protocol": "TCP"}],
+        },
+    }
+
+
+def network_policy(xr: str, namespace: str, spec: BSLSSpec) -> dict:
+    """Admit traffic to the Kopia port only, from the configured sources (any if none)."""
+    rule: dict = {"ports": [{"port": CONTAINER_PORT, "protocol": "TCP"}]}
+    peers = [peer.model_dump(exclude_none=True, by_alias=True) for peer in spec.networkPolicy.from_]
+    if peers:
+        rule["from"] = peers
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(names.server(xr), namespace, xr, "network-policy"),
+        "spec": {
+            "podSelector": {"matchLabels": selector(xr)},
+            "policyTypes": ["Ingress"],
+            "ingress": [rule],
+        },
+    }
+
+
+def endpoint(xr: str, namespace: str, port: int) -> str:
+    """The URL VM owners pass to `--url`."""
+    return f"https://{names.server(xr)}.{namespace}.svc:{port}"
+
+
+def dns_names(xr: str, namespace: str) -> list[str]:
+    """Every name the Service answers to inside the cluster."""
+    svc = names.server(xr)
+    return [
+        f"{svc}.{namespace}.svc",
+        svc,
+        f"{svc}.{namespace}",
+        f"{svc}.{namespace}.svc.cluster.local",
+    ]

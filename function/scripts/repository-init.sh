@@ -1,0 +1,32 @@
+#!/bin/sh
+# Connects to the Kopia repository of a BackupStorageLocationRepository, or creates it
+# when the storage holds no repository yet. `kopia repository create` refuses storage
+# that already holds data, so existing data is never overwritten, and a wrong password
+# for an existing repository fails here instead of being papered over.
+#
+# Arguments: the storage flags of `kopia repository connect` / `create`.
+set -eu
+
+: "${KOPIA_PASSWORD:?the repository password (KOPIA_PASSWORD) is not set}"
+: "${BSLS_IDENTITY_USERNAME:?} ${BSLS_IDENTITY_HOSTNAME:?}"
+
+identity="--override-username=${BSLS_IDENTITY_USERNAME}"
+host="--override-hostname=${BSLS_IDENTITY_HOSTNAME}"
+
+if kopia repository connect "$@" "$identity" "$host" --no-persist-credentials 2>/tmp/connect.err; then
+  echo "connected to the existing repository"
+else
+  if grep -qi "invalid repository password" /tmp/connect.err; then
+    cat /tmp/connect.err >&2
+    echo "the storage holds a repository, but its password is not the one in passwordSecretRef" >&2
+    exit 1
+  fi
+  echo "no repository could be opened; creating one"
+  cat /tmp/connect.err >&2
+  kopia repository create "$@" "$identity" "$host" --no-persist-credentials
+  echo "created the repository"
+fi
+
+# The server connects under this same identity, so it owns and runs maintenance.
+kopia maintenance set --owner=me
+kopia maintenance info

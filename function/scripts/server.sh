@@ -1,0 +1,34 @@
+#!/bin/sh
+# Starts the Kopia repository server of a BackupStorageLocationServer.
+#
+# Arguments: the storage flags of `kopia repository connect` (e.g. `s3 --bucket=b`).
+# The repository password arrives in KOPIA_PASSWORD and the control user's password in
+# KOPIA_SERVER_CONTROL_PASSWORD, both from Secrets; neither ever appears on a command
+# line. The server re-connects on every start: its config lives in an emptyDir.
+set -eu
+
+: "${KOPIA_PASSWORD:?the repository password (KOPIA_PASSWORD) is not set}"
+: "${KOPIA_SERVER_CONTROL_PASSWORD:?the control password (KOPIA_SERVER_CONTROL_PASSWORD) is not set}"
+: "${BSLS_IDENTITY_USERNAME:?} ${BSLS_IDENTITY_HOSTNAME:?} ${BSLS_LISTEN_ADDRESS:?}"
+: "${BSLS_TLS_DIR:?} ${BSLS_CONTROL_USERNAME:?}"
+
+if [ -n "${KOPIA_SERVER_PASSWORD:-}" ]; then
+  echo "refusing to start: KOPIA_SERVER_PASSWORD would enable a full-power UI user" >&2
+  exit 1
+fi
+
+echo "connecting to the repository as ${BSLS_IDENTITY_USERNAME}@${BSLS_IDENTITY_HOSTNAME}"
+kopia repository connect "$@" \
+  --override-username="${BSLS_IDENTITY_USERNAME}" \
+  --override-hostname="${BSLS_IDENTITY_HOSTNAME}" \
+  --no-persist-credentials
+
+echo "starting the server on ${BSLS_LISTEN_ADDRESS}"
+exec kopia server start \
+  --address="${BSLS_LISTEN_ADDRESS}" \
+  --tls-cert-file="${BSLS_TLS_DIR}/tls.crt" \
+  --tls-key-file="${BSLS_TLS_DIR}/tls.key" \
+  --server-control-username="${BSLS_CONTROL_USERNAME}" \
+  --refresh-interval="${BSLS_REFRESH_INTERVAL:-15m}" \
+  --no-ui \
+  --no-persist-credentials

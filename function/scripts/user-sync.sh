@@ -1,0 +1,80 @@
+#!/bin/sh
+# Makes the users stored in the Kopia repository exactly the users in the BSLS spec.
+#
+# Arguments: the storage flags of `kopia repository connect`.
+# BSLS_USERS_DIR holds one file per identity (user@host) whose content is the password;
+# the files come from the users' credentials Secrets. The spec wins: missing users are
+# added, every listed user gets the password from its Secret (also over one changed
+# through the server), and users that are no longer listed are deleted. Then the running
+# server is told to re-read its users. Passwords are never printed.
+set -eu
+
+: "${KOPIA_PASSWORD:?the repository password (KOPIA_PASSWORD) is not set}"
+: "${BSLS_USERS_DIR:?} ${BSLS_IDENTITY_USERNAME:?} ${BSLS_IDENTITY_HOSTNAME:?}"
+
+echo "connecting to the repository as ${BSLS_IDENTITY_USERNAME}@${BSLS_IDENTITY_HOSTNAME}"
+kopia repository connect "$@" \
+  --override-username="${BSLS_IDENTITY_USERNAME}" \
+  --override-hostname="${BSLS_IDENTITY_HOSTNAME}" \
+  --no-persist-credentials
+
+existing=$(kopia server users list)
+
+is_existing() {
+  printf '%s\n' "$existing" | grep -qxF -- "$1"
+}
+
+added=0
+updated=0
+for file in "${BSLS_USERS_DIR}"/*; do
+  [ -f "$file" ] || continue
+  identity=$(basename "$file")
+  case "$identity" in
+    ..*) continue ;;  # the projected volume's own bookkeeping entries
+  esac
+  password=$(cat "$file")
+  if is_existing "$identity"; then
+    kopia server users set "$identity" --user-password="$password" >/dev/null
+    updated=$((updated + 1))
+  else
+    kopia server users add "$identity" --user-password="$password" >/dev/null
+    echo "added ${identity}"
+    added=$((added + 1))
+  fi
+done
+unset password
+
+deleted=0
+for identity in $existing; do
+  if [ ! -f "${BSLS_USERS_DIR}/${identity}" ]; then
+    kopia server users delete "$identity"
+    echo "deleted ${identity}"
+    deleted=$((deleted + 1))
+  fi
+done
+echo "users in sync: ${added} added, ${updated} updated, ${deleted} deleted"
+
+if [ -z "${BSLS_SERVER_URL:-}" ]; then
+  exit 0
+fi
+
+# The server loads users when its view of the repository refreshes; ask it to refresh
+# now. The control password arrives in KOPIA_SERVER_PASSWORD, which on a client names
+# the control user's password. Retry while the server is (re)starting.
+attempts=${BSLS_REFRESH_ATTEMPTS:-30}
+i=1
+while :; do
+  if kopia server refresh \
+      --address="${BSLS_SERVER_URL}" \
+      --server-cert-fingerprint="${BSLS_SERVER_FINGERPRINT:?}" \
+      --server-control-username="${BSLS_CONTROL_USERNAME:?}"; then
+    echo "the server re-read its users"
+    exit 0
+  fi
+  if [ "$i" -ge "$attempts" ]; then
+    echo "the server did not answer; it loads the users when it starts or at its next refresh" >&2
+    exit 0
+  fi
+  i=$((i + 1))
+  sleep "${BSLS_REFRESH_DELAY:-5}"
+done

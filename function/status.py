@@ -1,0 +1,86 @@
+"""Readiness of composed resources and the custom conditions of the XRs.
+
+Condition types and reasons are part of the API: docs/troubleshooting.md lists each
+reason and what to do about it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from crossplane.function.resource import Condition
+
+# Condition types.
+REPOSITORY_READY = "RepositoryReady"
+TLS_READY = "TLSReady"
+USERS_SYNCED = "UsersSynced"
+SERVER_AVAILABLE = "ServerAvailable"
+INITIALIZED = "Initialized"
+
+
+def _condition(obj: dict | None, typ: str) -> dict | None:
+    if not obj:
+        return None
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if isinstance(c, dict) and c.get("type") == typ:
+            return c
+    return None
+
+
+def condition_true(obj: dict | None, typ: str) -> bool:
+    """Whether the observed object has condition `typ` with status True."""
+    c = _condition(obj, typ)
+    return c is not None and c.get("status") == "True"
+
+
+def condition_message(obj: dict | None, typ: str) -> str:
+    """The message of condition `typ`, or an empty string."""
+    c = _condition(obj, typ)
+    return str(c.get("message", "")) if c else ""
+
+
+def deployment_available(obj: dict | None) -> bool:
+    """A Deployment is ready when it reports Available and has an available replica."""
+    if not obj:
+        return False
+    available = (obj.get("status") or {}).get("availableReplicas") or 0
+    return condition_true(obj, "Available") and available >= 1
+
+
+def job_complete(obj: dict | None) -> bool:
+    """A Job is ready when it completed."""
+    return condition_true(obj, "Complete")
+
+
+def job_failed(obj: dict | None) -> bool:
+    """A Job that gave up (backoff limit or deadline)."""
+    return condition_true(obj, "Failed")
+
+
+def observed_name(obj: dict | None) -> str:
+    """The name of an observed object, or an empty string."""
+    return str(((obj or {}).get("metadata") or {}).get("name", "")) if obj else ""
+
+
+def ready(kind: str, obj: dict | None) -> bool:
+    """Readiness of a composed resource: objects without a status are ready once observed."""
+    if obj is None:
+        return False
+    if kind == "Deployment":
+        return deployment_available(obj)
+    if kind == "Job":
+        return job_complete(obj)
+    return True
+
+
+@dataclasses.dataclass
+class Conditions:
+    """The custom conditions a call sets, in a stable order."""
+
+    items: list[Condition] = dataclasses.field(default_factory=list)
+
+    def set(self, typ: str, ok: bool | None, reason: str, message: str) -> None:
+        """Set a condition; `ok` None means Unknown."""
+        status = "Unknown" if ok is None else ("True" if ok else "False")
+        self.items = [c for c in self.items if c.typ != typ]
+        self.items.append(Condition(typ=typ, status=status, reason=reason, message=message))

@@ -1,0 +1,190 @@
+"""Users: where each password comes from, the credentials bundle, and the sync digest.
+
+A password comes from the user's `passwordSecretRef` or, without one, is generated
+once and kept in the user's credentials Secret, which the function reads back on every
+call. A user whose password cannot be read is reported and left exactly as the last
+good sync made it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import hashlib
+import hmac
+import json
+import secrets
+
+from function import names
+from function.models import User
+from function.resources.meta import b64, metadata
+
+MAX_PASSWORD_BYTES = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """A user with the password the sync applies, or the reason there is none."""
+
+    user: User
+    secret_name: str
+    password: str | None
+    problem: str | None = None
+    generated: bool = False
+
+
+def generate_password() -> str:
+    """A strong, URL-safe password (192 bits of entropy)."""
+    return secrets.token_urlsafe(24)
+
+
+def secret_value(secret: dict, key: str, what: str) -> str:
+    """Decode `data[key]` of an observed Secret, or raise ValueError saying what is wrong."""
+    data = secret.get("data")
+    if not isinstance(data, dict) or key not in data:
+        msg = f"{what} has no key {key!r}"
+        raise ValueError(msg)
+    raw = data[key]
+    try:
+        value = base64.b64decode(raw, validate=True) if isinstance(raw, str) else None
+    except (binascii.Error, ValueError):
+        value = None
+    if value is None:
+        msg = f"{what} key {key!r} is not valid base64"
+        raise ValueError(msg)
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        msg = f"{what} key {key!r} is not UTF-8 text"
+        raise ValueError(msg) from None
+
+
+def check_password(password: str, what: str) -> str:
+    """Refuse passwords Kopia would mangle or that cannot be a single line in a file."""
+    if not password:
+        msg = f"{what} is empty"
+        raise ValueError(msg)
+    if password != password.strip():
+        msg = f"{what} starts or ends with white space, which Kopia trims on the client"
+        raise ValueError(msg)
+    if "\n" in password or "\r" in password or "\0" in password:
+        msg = f"{what} contains a line break or NUL character"
+        raise ValueError(msg)
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        msg = f"{what} is longer than {MAX_PASSWORD_BYTES} bytes"
+        raise ValueError(msg)
+    return password
+
+
+def resolve(
+    users: list[User],
+    *,
+    xr: str,
+    observed_credentials: dict[str, dict],
+    required_secrets: dict[str, dict | None],
+) -> list[Resolved]:
+    """Find every user's password.
+
+    Args:
+        users: The users in the spec.
+        xr: The XR's name (credentials Secret names derive from it).
+        observed_credentials: Observed credentials Secrets by identity.
+        required_secrets: Password Secrets by name; None when Crossplane found none,
+            absent when the requirement has not been resolved yet.
+    """
+    out = []
+    for index, user in enumerate(users):
+        name = names.credentials(xr, user.username, user.hostname)
+        ref = user.passwordSecretRef
+        if ref is None:
+            out.append(_generated(user, name, observed_credentials.get(user.identity)))
+            continue
+        what = f"spec.users[{index}] ({user.identity}): Secret {ref.name}"
+        if ref.name not in required_secrets:
+            out.append(Resolved(user, name, None, f"{what} has not been read yet"))
+            continue
+        secret = required_secrets[ref.name]
+        if secret is None:
+            problem = (
+                f"{what} does not exist in the XR's namespace; create it or fix passwordSecretRef"
+            )
+            out.append(Resolved(user, name, None, problem))
+            continue
+        try:
+            password = check_password(
+                secret_value(secret, ref.key, what), f"{what} key {ref.key!r}"
+            )
+        except ValueError as e:
+            out.append(Resolved(user, name, None, str(e)))
+            continue
+        out.append(Resolved(user, name, password))
+    return out
+
+
+def _generated(user: User, name: str, observed: dict | None) -> Resolved:
+    if observed is not None:
+        try:
+            password = check_password(
+                secret_value(observed, "password", f"credentials Secret {name}"), "password"
+            )
+        except ValueError:
+            # Our own Secret was edited into something unusable: issue a new password.
+            pass
+        else:
+            return Resolved(user, name, password)
+    return Resolved(user, name, generate_password(), generated=True)
+
+
+def connect_command(endpoint: str, fingerprint: str, user: User, *, windows: bool) -> str:
+    """A ready-to-paste command; kopia prompts for the user's password."""
+    exe = "kopia.exe" if windows else "kopia"
+    return (
+        f"{exe} repository connect server --url={endpoint} "
+        f"--server-cert-fingerprint={fingerprint} "
+        f"--override-username={user.username} --override-hostname={user.hostname}"
+    )
+
+
+def credentials_secret(
+    xr: str, namespace: str, resolved: Resolved, endpoint: str, fingerprint: str
+) -> dict:
+    """Everything a VM owner needs to connect, and nothing about the storage."""
+    user = resolved.user
+    assert resolved.password is not None  # noqa: S101 - callers pass only resolved users
+    data = {
+        "identity": user.identity,
+        "username": user.username,
+        "hostname": user.hostname,
+        "password": resolved.password,
+        "endpoint": endpoint,
+        "fingerprint": fingerprint,
+        "connect-linux.sh": connect_command(endpoint, fingerprint, user, windows=False) + "\n",
+        "connect-windows.ps1": connect_command(endpoint, fingerprint, user, windows=True) + "\r\n",
+    }
+    meta = metadata(resolved.secret_name, namespace, xr, "user-credentials")
+    meta["annotations"] = {"dataprotection.bsls.dev/identity": user.identity}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta,
+        "type": "Opaque",
+        "data": {key: b64(value) for key, value in data.items()},
+    }
+
+
+def sync_digest(hmac_key: str, users: list[Resolved], settings: dict) -> str:
+    """A digest of everything the sync Job applies, keyed so it reveals no password.
+
+    It changes exactly when an identity, a password or a setting changes, so the Job
+    name changes and the Job runs again; an unchanged sync keeps its completed Job.
+    """
+    doc = json.dumps(
+        {
+            "users": sorted([r.user.identity, r.password] for r in users),
+            "settings": settings,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hmac.new(hmac_key.encode(), doc.encode(), hashlib.sha256).hexdigest()

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Builds the pinned test tools into .tools/bin from the wrapper modules in tools/.
+#
+# Each tool is built once per version into a cache outside the clone
+# ($BSLS_TOOLS_CACHE, default ~/.cache/function-bsls/tools), then linked into .tools/bin,
+# so a fresh clone on the same machine gets them in seconds.
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${BSLS_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/function-bsls/tools}
+bin="$root/.tools/bin"
+mkdir -p "$cache" "$bin"
+
+# build NAME PACKAGE: NAME is a folder under tools/ whose go.mod pins the version.
+build() {
+  name=$1
+  package=$2
+  dir="$root/tools/$name"
+  version=$(sha256sum "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-16)
+  target="$cache/$name-$version"
+  if [ ! -x "$target" ]; then
+    echo "building $name ($package, go.mod digest $version); the first build takes minutes"
+    (cd "$dir" && CGO_ENABLED=0 go build -trimpath -o "$target.tmp" "$package")
+    mv "$target.tmp" "$target"
+  fi
+  ln -sf "$target" "$bin/$name"
+}
+
+build crossplane github.com/crossplane/crossplane/v2/cmd/crank
+build kopia github.com/kopia/kopia
+echo "tools ready in $bin"
