@@ -60,7 +60,7 @@ def deployment(
             "name": "KOPIA_SERVER_CONTROL_PASSWORD",
             "valueFrom": {"secretKeyRef": {"name": control_secret, "key": "password"}},
         },
-        {"name": "KOPIA_LOG_LEVEL", "value": spec.server.logLevel},
+        {"name": "BSLS_LOG_LEVEL", "value": spec.server.logLevel},
     ]
     container = pods.kopia_container(
         name="kopia",

@@ -30,5 +30,7 @@ exec kopia server start \
   --tls-key-file="${BSLS_TLS_DIR}/tls.key" \
   --server-control-username="${BSLS_CONTROL_USERNAME}" \
   --refresh-interval="${BSLS_REFRESH_INTERVAL:-15m}" \
+  --log-level="${BSLS_LOG_LEVEL:-info}" \
+  --json-log-console \
   --no-ui \
   --no-persist-credentials

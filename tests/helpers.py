@@ -1,0 +1,176 @@
+"""Building requests the way Crossplane does, and reading responses back as dicts."""
+
+from __future__ import annotations
+
+import datetime
+import pathlib
+
+import yaml
+from crossplane.function import resource
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+
+from function.fn import FunctionRunner
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+NOW = datetime.datetime(2026, 6, 1, 12, 0, tzinfo=datetime.UTC)
+
+
+def load(path: str | pathlib.Path) -> list[dict]:
+    """Every YAML document in a file (relative paths are under examples/)."""
+    p = pathlib.Path(path)
+    if not p.is_absolute():
+        p = EXAMPLES / p
+    return [d for d in yaml.safe_load_all(p.read_text()) if d]
+
+
+def example(name: str) -> dict:
+    """The first document of an example file."""
+    return load(name)[0]
+
+
+def required_pool() -> list[dict]:
+    """The required resources shipped with the examples (examples/required)."""
+    out = []
+    for f in sorted((EXAMPLES / "required").glob("*.yaml")):
+        out += load(f)
+    return out
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self, now: datetime.datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime.datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += datetime.timedelta(**kwargs)
+
+
+def request(
+    xr: dict,
+    *,
+    observed: dict[str, dict] | None = None,
+    required: dict[str, list[dict]] | None = None,
+    inp: dict | None = None,
+) -> fnv1.RunFunctionRequest:
+    """A RunFunctionRequest as Crossplane sends it."""
+    req = fnv1.RunFunctionRequest(
+        observed=fnv1.State(composite=fnv1.Resource(resource=resource.dict_to_struct(xr)))
+    )
+    if inp is not None:
+        req.input.CopyFrom(resource.dict_to_struct(inp))
+    for key, obj in (observed or {}).items():
+        req.observed.resources[key].CopyFrom(fnv1.Resource(resource=resource.dict_to_struct(obj)))
+    for name, items in (required or {}).items():
+        req.required_resources[name].CopyFrom(
+            fnv1.Resources(
+                items=[fnv1.Resource(resource=resource.dict_to_struct(i)) for i in items]
+            )
+        )
+    return req
+
+
+def select(pool: list[dict], selector: fnv1.ResourceSelector) -> list[dict]:
+    """What a real API server returns for a selector (namespace honoured)."""
+    out = []
+    for obj in pool:
+        meta = obj.get("metadata") or {}
+        if obj.get("apiVersion") != selector.api_version or obj.get("kind") != selector.kind:
+            continue
+        if selector.namespace and meta.get("namespace") != selector.namespace:
+            continue
+        if selector.HasField("match_name") and meta.get("name") != selector.match_name:
+            continue
+        if selector.HasField("match_labels"):
+            labels = meta.get("labels") or {}
+            if any(labels.get(k) != v for k, v in selector.match_labels.labels.items()):
+                continue
+        out.append(obj)
+    return out
+
+
+def reconcile(
+    xr: dict,
+    *,
+    observed: dict[str, dict] | None = None,
+    pool: list[dict] | None = None,
+    inp: dict | None = None,
+    clock: Clock | None = None,
+    runner: FunctionRunner | None = None,
+) -> fnv1.RunFunctionResponse:
+    """Call the function the way Crossplane does: until its requirements settle (max 5)."""
+    runner = runner or FunctionRunner(clock=clock or Clock())
+    pool = required_pool() if pool is None else pool
+    required: dict[str, list[dict]] | None = None
+    rsp = None
+    for _ in range(5):
+        rsp = runner.run(request(xr, observed=observed, required=required, inp=inp))
+        wanted = {name: select(pool, sel) for name, sel in rsp.requirements.resources.items()}
+        if required is not None and wanted == required:
+            break
+        if any(r.severity == fnv1.SEVERITY_FATAL for r in rsp.results):
+            break
+        required = wanted
+    assert rsp is not None
+    return rsp
+
+
+def desired(rsp: fnv1.RunFunctionResponse) -> dict[str, dict]:
+    """The desired composed resources by composition-resource-name."""
+    return {k: resource.struct_to_dict(v.resource) for k, v in rsp.desired.resources.items()}
+
+
+def ready(rsp: fnv1.RunFunctionResponse) -> set[str]:
+    """Which composed resources the function marked ready."""
+    return {k for k, v in rsp.desired.resources.items() if v.ready == fnv1.READY_TRUE}
+
+
+def xr_status(rsp: fnv1.RunFunctionResponse) -> dict:
+    """The desired XR status."""
+    return resource.struct_to_dict(rsp.desired.composite.resource).get("status", {})
+
+
+def conditions(rsp: fnv1.RunFunctionResponse) -> dict[str, fnv1.Condition]:
+    """The custom conditions by type."""
+    return {c.type: c for c in rsp.conditions}
+
+
+def fatal(rsp: fnv1.RunFunctionResponse) -> list[str]:
+    """The messages of FATAL results."""
+    return [r.message for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
+
+
+def as_observed(rsp: fnv1.RunFunctionResponse, **status: dict) -> dict[str, dict]:
+    """The desired resources as Crossplane would observe them after applying them.
+
+    `status` adds a status per composition-resource-name (e.g. a Deployment's).
+    """
+    out = {}
+    for key, obj in desired(rsp).items():
+        obj = dict(obj)
+        obj["metadata"] = {**obj["metadata"], "uid": f"uid-{key}", "resourceVersion": "1"}
+        if key in status:
+            obj["status"] = status[key]
+        out[key] = obj
+    return out
+
+
+def ready_bslr(name: str = "team-a-repo", namespace: str = "team-a") -> dict:
+    """The example BSLR with a Ready status."""
+    bslr = example("required/bslr.yaml")
+    bslr["metadata"] = {"name": name, "namespace": namespace}
+    return bslr
+
+
+DEPLOYMENT_AVAILABLE = {
+    "availableReplicas": 1,
+    "conditions": [{"type": "Available", "status": "True"}],
+}
+JOB_COMPLETE = {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}
+JOB_FAILED = {
+    "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
+}
