@@ -150,8 +150,8 @@ def as_observed(rsp: fnv1.RunFunctionResponse, **status: dict) -> dict[str, dict
     `status` adds a status per composition-resource-name (e.g. a Deployment's).
     """
     out = {}
-    for key, obj in desired(rsp).items():
-        obj = dict(obj)
+    for key, composed in desired(rsp).items():
+        obj = dict(composed)
         obj["metadata"] = {**obj["metadata"], "uid": f"uid-{key}", "resourceVersion": "1"}
         if key in status:
             obj["status"] = status[key]

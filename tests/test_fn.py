@@ -1,0 +1,543 @@
+"""The orchestrator, reconcile by reconcile, as Crossplane would drive it."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+
+import pytest
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from function import names
+from tests import helpers as h
+
+NS = "team-a"
+
+
+def b64d(value: str) -> bytes:
+    return base64.b64decode(value)
+
+
+def bsls(**spec: object) -> dict:
+    xr = h.example("bsls.yaml")
+    xr["spec"].update(spec)
+    return xr
+
+
+@pytest.fixture(scope="module")
+def first() -> fnv1.RunFunctionResponse:
+    return h.reconcile(h.example("bsls.yaml"))
+
+
+@pytest.fixture(scope="module")
+def settled(first: fnv1.RunFunctionResponse) -> fnv1.RunFunctionResponse:
+    """A reconcile where everything composed before is observed and healthy."""
+    observed = h.as_observed(
+        first, server=h.DEPLOYMENT_AVAILABLE, **{names.USER_SYNC: h.JOB_COMPLETE}
+    )
+    return h.reconcile(h.example("bsls.yaml"), observed=observed)
+
+
+# ---------------------------------------------------------------------------- first reconcile
+
+
+def test_composes_everything_the_api_promises(first: fnv1.RunFunctionResponse) -> None:
+    assert h.fatal(first) == []
+    assert sorted(h.desired(first)) == sorted(
+        [
+            "server",
+            "service",
+            "network-policy",
+            "tls-ca",
+            "tls-server",
+            "control",
+            "scripts",
+            "user-sync",
+            "credentials-alice@vm-alice",
+            "credentials-bob@vm-bob",
+        ]
+    )
+    for obj in h.desired(first).values():
+        assert obj["metadata"]["namespace"] == NS
+
+
+def test_status_publishes_endpoint_and_the_ca_fingerprint(first: fnv1.RunFunctionResponse) -> None:
+    status = h.xr_status(first)
+    d = h.desired(first)
+    assert status["endpoint"] == "https://vm-backups.team-a.svc:51515"
+    ca = x509.load_pem_x509_certificate(b64d(d["tls-ca"]["data"]["ca.crt"]))
+    served = x509.load_pem_x509_certificates(b64d(d["tls-server"]["data"]["tls.crt"]))
+    expected = hashlib.sha256(ca.public_bytes(serialization.Encoding.DER)).hexdigest()
+    assert status["tlsFingerprint"] == expected
+    assert served[-1] == ca
+    assert status["certificateNotAfter"].endswith("Z")
+    assert status["userCount"] == 2
+    assert status["users"] == [
+        {"identity": "alice@vm-alice", "credentialsSecretName": "vm-backups-alice-vm-alice"},
+        {"identity": "bob@vm-bob", "credentialsSecretName": "vm-backups-bob-vm-bob"},
+    ]
+
+
+def test_every_requirement_is_pinned_to_the_xr_namespace(first: fnv1.RunFunctionResponse) -> None:
+    reqs = first.requirements.resources
+    assert set(reqs) == {"repository", "secret-alice-kopia", "servers"}
+    for sel in reqs.values():
+        assert sel.namespace == NS
+    assert reqs["repository"].match_name == "team-a-repo"
+    assert reqs["repository"].kind == "BackupStorageLocationRepository"
+
+
+def test_first_call_only_asks_for_requirements() -> None:
+    rsp = h.FunctionRunner(clock=h.Clock()).run(h.request(h.example("bsls.yaml")))
+    assert h.fatal(rsp) == []
+    assert h.desired(rsp) == {}
+    assert "repository" in rsp.requirements.resources
+
+
+def test_nothing_is_ready_before_it_is_observed(first: fnv1.RunFunctionResponse) -> None:
+    assert h.ready(first) == set()
+
+
+# ---------------------------------------------------------------------------- steady state
+
+
+def test_second_reconcile_changes_nothing(first, settled) -> None:
+    before, after = h.desired(first), h.desired(settled)
+    assert before == after
+    assert h.xr_status(first)["tlsFingerprint"] == h.xr_status(settled)["tlsFingerprint"]
+
+
+def test_same_request_gives_the_same_response_bytes(first) -> None:
+    observed = h.as_observed(first)
+    a = h.reconcile(h.example("bsls.yaml"), observed=observed)
+    b = h.reconcile(h.example("bsls.yaml"), observed=observed)
+    assert a.SerializeToString(deterministic=True) == b.SerializeToString(deterministic=True)
+
+
+def test_settled_server_is_ready(settled) -> None:
+    assert h.ready(settled) == set(h.desired(settled))
+    conds = h.conditions(settled)
+    assert {t: c.status for t, c in conds.items()} == {
+        "RepositoryReady": fnv1.STATUS_CONDITION_TRUE,
+        "TLSReady": fnv1.STATUS_CONDITION_TRUE,
+        "UsersSynced": fnv1.STATUS_CONDITION_TRUE,
+        "ServerAvailable": fnv1.STATUS_CONDITION_TRUE,
+    }
+    assert not [r for r in settled.results if r.severity != fnv1.SEVERITY_NORMAL]
+
+
+def test_generated_password_survives_reconciles(first, settled) -> None:
+    key = "credentials-bob@vm-bob"
+    assert h.desired(first)[key]["data"]["password"] == h.desired(settled)[key]["data"]["password"]
+    password = b64d(h.desired(first)[key]["data"]["password"]).decode()
+    assert len(password) >= 32
+
+
+def test_credentials_bundle_holds_what_a_vm_owner_needs(first) -> None:
+    data = {
+        k: b64d(v).decode()
+        for k, v in h.desired(first)["credentials-alice@vm-alice"]["data"].items()
+    }
+    fp = h.xr_status(first)["tlsFingerprint"]
+    assert data["password"] == "alice-correct-horse-battery"
+    assert data["identity"] == "alice@vm-alice"
+    assert data["endpoint"] == "https://vm-backups.team-a.svc:51515"
+    assert data["fingerprint"] == fp
+    assert f"--server-cert-fingerprint={fp}" in data["connect-linux.sh"]
+    assert "--override-username=alice --override-hostname=vm-alice" in data["connect-linux.sh"]
+    assert data["connect-windows.ps1"].startswith("kopia.exe repository connect server")
+    assert not {"repository", "AWS_ACCESS_KEY_ID"} & set(data)
+
+
+# ---------------------------------------------------------------------------- changes
+
+
+def test_password_change_reissues_only_the_sync_job(first) -> None:
+    pool = h.required_pool()
+    secret = next(o for o in pool if o["metadata"]["name"] == "alice-kopia")
+    secret["data"]["password"] = base64.b64encode(b"a-brand-new-password").decode()
+    rsp = h.reconcile(h.example("bsls.yaml"), observed=h.as_observed(first), pool=pool)
+    before, after = h.desired(first), h.desired(rsp)
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {"user-sync", "credentials-alice@vm-alice"}
+    assert before["user-sync"]["metadata"]["name"] != after["user-sync"]["metadata"]["name"]
+    assert h.xr_status(rsp)["tlsFingerprint"] == h.xr_status(first)["tlsFingerprint"]
+
+
+def test_removing_a_user_drops_its_secret_and_reruns_the_sync(first) -> None:
+    xr = h.example("bsls.yaml")
+    xr["spec"]["users"] = xr["spec"]["users"][:1]
+    rsp = h.reconcile(xr, observed=h.as_observed(first))
+    d = h.desired(rsp)
+    assert "credentials-bob@vm-bob" not in d
+    assert d["user-sync"]["metadata"]["name"] != h.desired(first)["user-sync"]["metadata"]["name"]
+    sources = d["user-sync"]["spec"]["template"]["spec"]["volumes"]
+    users = next(v for v in sources if v["name"] == "users")["projected"]["sources"]
+    assert [s["secret"]["items"][0]["path"] for s in users] == ["alice@vm-alice"]
+    assert d["server"] == h.desired(first)["server"]
+
+
+def test_new_dns_name_renews_the_leaf_and_rolls_the_server(first) -> None:
+    xr = h.example("bsls.yaml")
+    xr["spec"]["tls"]["additionalDNSNames"] = ["backup.other.example.com"]
+    rsp = h.reconcile(xr, observed=h.as_observed(first))
+    before, after = h.desired(first), h.desired(rsp)
+    assert before["tls-ca"] == after["tls-ca"]
+    assert before["tls-server"] != after["tls-server"]
+    annotation = "dataprotection.bsls.dev/tls-digest"
+
+    def digest(d: dict) -> str:
+        return d["server"]["spec"]["template"]["metadata"]["annotations"][annotation]
+
+    assert digest(before) != digest(after)
+    assert h.conditions(rsp)["TLSReady"].reason == "Renewed"
+    assert h.xr_status(rsp)["tlsFingerprint"] == h.xr_status(first)["tlsFingerprint"]
+
+
+def test_lost_ca_is_regenerated_and_reported(first) -> None:
+    observed = h.as_observed(first)
+    del observed["tls-ca"]
+    xr = h.example("bsls.yaml")
+    xr["status"] = h.xr_status(first)
+    rsp = h.reconcile(xr, observed=observed)
+    old = h.xr_status(first)["tlsFingerprint"]
+    new = h.xr_status(rsp)["tlsFingerprint"]
+    assert new != old
+    cond = h.conditions(rsp)["TLSReady"]
+    assert cond.reason == "CARegenerated"
+    assert old in cond.message
+    assert new in cond.message
+    warnings = [r.message for r in rsp.results if r.severity == fnv1.SEVERITY_WARNING]
+    assert len(warnings) == 1
+    # The next reconcile keeps the new CA, keeps saying so, and warns no more.
+    xr["status"] = h.xr_status(rsp)
+    again = h.reconcile(xr, observed=h.as_observed(rsp))
+    assert h.xr_status(again)["tlsFingerprint"] == new
+    assert h.conditions(again)["TLSReady"].reason == "CARegenerated"
+    assert not [r for r in again.results if r.severity == fnv1.SEVERITY_WARNING]
+
+
+# ---------------------------------------------------------------------------- broken inputs
+
+
+def test_missing_bslr_keeps_the_running_server(settled) -> None:
+    pool = [o for o in h.required_pool() if o["kind"] != "BackupStorageLocationRepository"]
+    observed = h.as_observed(settled, server=h.DEPLOYMENT_AVAILABLE)
+    rsp = h.reconcile(h.example("bsls.yaml"), observed=observed, pool=pool)
+    assert h.fatal(rsp) == []
+    d = h.desired(rsp)
+    assert d["server"]["spec"] == h.desired(settled)["server"]["spec"]
+    assert d["user-sync"]["metadata"]["name"] == h.desired(settled)["user-sync"]["metadata"]["name"]
+    cond = h.conditions(rsp)["RepositoryReady"]
+    assert cond.status == fnv1.STATUS_CONDITION_FALSE
+    assert cond.reason == "NotFound"
+    assert "team-a/team-a-repo" in cond.message
+    assert "spec.repositoryRef.name" in cond.message
+
+
+def test_missing_bslr_starts_no_server_on_a_new_xr() -> None:
+    rsp = h.reconcile(h.example("bsls.yaml"), pool=h.required_pool()[1:])
+    assert h.fatal(rsp) == []
+    d = h.desired(rsp)
+    assert "server" not in d
+    assert "user-sync" not in d
+    # The pin is known before the server runs: it can be handed out ahead.
+    assert len(h.xr_status(rsp)["tlsFingerprint"]) == 64
+
+
+def test_unready_bslr_is_reported_with_its_reason() -> None:
+    pool = h.required_pool()
+    bslr = next(o for o in pool if o["kind"] == "BackupStorageLocationRepository")
+    bslr["status"]["conditions"] = [
+        {"type": "Ready", "status": "False", "message": "Job init is running"}
+    ]
+    rsp = h.reconcile(h.example("bsls.yaml"), pool=pool)
+    cond = h.conditions(rsp)["RepositoryReady"]
+    assert cond.reason == "NotReady"
+    assert "Job init is running" in cond.message
+    assert "server" not in h.desired(rsp)
+
+
+def test_invalid_bslr_is_reported_by_field() -> None:
+    pool = h.required_pool()
+    bslr = next(o for o in pool if o["kind"] == "BackupStorageLocationRepository")
+    bslr["spec"]["backend"]["s3"] = {"bucket": "b-ok"}
+    rsp = h.reconcile(h.example("bsls.yaml"), pool=pool)
+    cond = h.conditions(rsp)["RepositoryReady"]
+    assert cond.reason == "InvalidRepository"
+    assert "exactly one of s3, gcs, azure or filesystem" in cond.message
+
+
+def test_bslr_of_the_same_name_in_another_namespace_is_never_used() -> None:
+    pool = h.required_pool()
+    for obj in pool:
+        obj["metadata"]["namespace"] = "team-b"
+    rsp = h.reconcile(h.example("bsls.yaml"), pool=pool)
+    assert h.conditions(rsp)["RepositoryReady"].reason == "NotFound"
+    assert "server" not in h.desired(rsp)
+    assert h.conditions(rsp)["UsersSynced"].reason == "UserInputInvalid"
+
+
+def test_foreign_objects_slipped_into_required_resources_are_ignored() -> None:
+    """`crossplane render` ignores selector namespaces; the function checks them itself."""
+    pool = h.required_pool()
+    foreign = [copy.deepcopy(o) for o in pool]
+    for obj in foreign:
+        obj["metadata"]["namespace"] = "team-b"
+    runner = h.FunctionRunner(clock=h.Clock())
+    xr = h.example("bsls.yaml")
+    rsp = runner.run(h.request(xr))
+    required = dict.fromkeys(rsp.requirements.resources, foreign)
+    rsp = runner.run(h.request(xr, required=required))
+    assert h.conditions(rsp)["RepositoryReady"].reason == "NotFound"
+
+
+def test_missing_password_secret_keeps_the_last_good_sync(settled) -> None:
+    pool = [o for o in h.required_pool() if o["kind"] != "Secret"]
+    observed = h.as_observed(settled, **{"user-sync": h.JOB_COMPLETE})
+    rsp = h.reconcile(h.example("bsls.yaml"), observed=observed, pool=pool)
+    d = h.desired(rsp)
+    assert h.fatal(rsp) == []
+    assert d["user-sync"]["metadata"]["name"] == h.desired(settled)["user-sync"]["metadata"]["name"]
+    assert d["credentials-alice@vm-alice"] == h.desired(settled)["credentials-alice@vm-alice"]
+    cond = h.conditions(rsp)["UsersSynced"]
+    assert cond.status == fnv1.STATUS_CONDITION_FALSE
+    assert "spec.users[0] (alice@vm-alice)" in cond.message
+    assert "alice-kopia" in cond.message
+    assert "last good sync" in cond.message
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"password": base64.b64encode(b" padded ").decode()}, "white space"),
+        ({"other": base64.b64encode(b"x").decode()}, "has no key 'password'"),
+        ({"password": "***not base64***"}, "not valid base64"),
+        ({"password": ""}, "is empty"),
+    ],
+)
+def test_unusable_password_is_refused_precisely(data: dict, problem: str) -> None:
+    pool = h.required_pool()
+    secret = next(o for o in pool if o["metadata"]["name"] == "alice-kopia")
+    secret["data"] = data
+    rsp = h.reconcile(h.example("bsls.yaml"), pool=pool)
+    cond = h.conditions(rsp)["UsersSynced"]
+    assert problem in cond.message
+    assert "user-sync" not in h.desired(rsp)
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"repositoryRef": {}}, "spec.repositoryRef.name: is required"),
+        ({"users": [{"username": "Alice", "hostname": "vm"}]}, "spec.users[0].username"),
+        ({"users": [{"username": "a", "hostname": "bsls-system"}]}, "reserved"),
+        ({"users": [{"username": "a", "hostname": "h"}] * 2}, "repeats the identity 'a@h'"),
+        ({"tls": {"additionalIPAddresses": ["300.1.1.1"]}}, "spec.tls.additionalIPAddresses"),
+        ({"service": {"port": 70000}}, "spec.service.port"),
+        ({"servr": {}}, "spec.servr: is not a known field"),
+        ({"users": "alice"}, "spec.users"),
+    ],
+)
+def test_invalid_spec_is_fatal_and_names_the_field(spec: dict, field: str) -> None:
+    rsp = h.reconcile(bsls(**spec))
+    messages = h.fatal(rsp)
+    assert len(messages) == 1
+    assert field in messages[0]
+    assert h.desired(rsp) == {}
+
+
+def test_invalid_function_input_is_fatal() -> None:
+    rsp = h.reconcile(h.example("bsls.yaml"), inp={"servicePort": "http", "kopiaImage": "a b"})
+    [message] = h.fatal(rsp)
+    assert "input.servicePort" in message
+    assert "input.kopiaImage" in message
+
+
+def test_control_username_that_a_tenant_could_take_is_refused() -> None:
+    rsp = h.reconcile(h.example("bsls.yaml"), inp={"controlUsername": "admin@host"})
+    assert "tenant identity" in h.fatal(rsp)[0]
+
+
+# ------------------------------------------------------------ one server per repository
+
+
+def _server_named(name: str, created: str) -> dict:
+    xr = h.example("bsls.yaml")
+    xr["metadata"].update(name=name, creationTimestamp=created)
+    return xr
+
+
+def test_second_server_on_the_same_repository_is_refused() -> None:
+    older = _server_named("first", "2026-01-01T00:00:00Z")
+    newer = _server_named("second", "2026-02-01T00:00:00Z")
+    pool = [*h.required_pool(), older, newer]
+    rsp = h.reconcile(newer, pool=pool)
+    cond = h.conditions(rsp)["RepositoryReady"]
+    assert cond.reason == "RepositoryInUse"
+    assert "team-a/first" in cond.message
+    assert "server" not in h.desired(rsp)
+    assert h.conditions(h.reconcile(older, pool=pool))["RepositoryReady"].reason == "Available"
+
+
+# ---------------------------------------------------------------------------- bring your own TLS
+
+
+@pytest.fixture(scope="module")
+def brought_secret(first) -> dict:
+    d = h.desired(first)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "my-cert", "namespace": NS},
+        "type": "kubernetes.io/tls",
+        "data": dict(d["tls-server"]["data"]),
+    }
+
+
+def test_brought_certificate_is_mounted_as_is_and_pins_its_ca(first, brought_secret) -> None:
+    xr = bsls(tls={"secretRef": {"name": "my-cert"}})
+    rsp = h.reconcile(xr, pool=[*h.required_pool(), brought_secret])
+    d = h.desired(rsp)
+    assert "tls-ca" not in d
+    assert "tls-server" not in d
+    volumes = d["server"]["spec"]["template"]["spec"]["volumes"]
+    assert next(v for v in volumes if v["name"] == "tls")["secret"]["secretName"] == "my-cert"
+    assert h.xr_status(rsp)["tlsFingerprint"] == h.xr_status(first)["tlsFingerprint"]
+    assert h.conditions(rsp)["TLSReady"].reason == "Provided"
+    assert rsp.requirements.resources["tls-secret"].namespace == NS
+
+
+def test_brought_certificate_without_ca_pins_the_leaf(brought_secret) -> None:
+    secret = copy.deepcopy(brought_secret)
+    del secret["data"]["ca.crt"]
+    rsp = h.reconcile(
+        bsls(tls={"secretRef": {"name": "my-cert"}}), pool=[*h.required_pool(), secret]
+    )
+    leaf = x509.load_pem_x509_certificates(b64d(secret["data"]["tls.crt"]))[0]
+    assert h.xr_status(rsp)["tlsFingerprint"] == leaf.fingerprint(hashes.SHA256()).hex()
+
+
+def test_invalid_brought_certificate_keeps_the_running_server(settled, brought_secret) -> None:
+    xr = bsls(tls={"secretRef": {"name": "my-cert"}})
+    good = h.reconcile(xr, pool=[*h.required_pool(), brought_secret])
+    xr["status"] = h.xr_status(good)
+    broken = copy.deepcopy(brought_secret)
+    broken["data"]["tls.key"] = base64.b64encode(b"garbage").decode()
+    rsp = h.reconcile(xr, observed=h.as_observed(good), pool=[*h.required_pool(), broken])
+    assert h.desired(rsp)["server"]["spec"] == h.desired(good)["server"]["spec"]
+    cond = h.conditions(rsp)["TLSReady"]
+    assert cond.reason == "InvalidCertificate"
+    assert "Secret team-a/my-cert" in cond.message
+    assert "tls.key" in cond.message
+    assert h.xr_status(rsp)["tlsFingerprint"] == h.xr_status(good)["tlsFingerprint"]
+
+
+def test_missing_brought_certificate_is_reported() -> None:
+    rsp = h.reconcile(bsls(tls={"secretRef": {"name": "nope"}}))
+    assert h.conditions(rsp)["TLSReady"].reason == "CertificateSecretNotFound"
+    assert "server" not in h.desired(rsp)
+
+
+# ---------------------------------------------------------------------------- claims
+
+
+def test_legacy_xr_uses_the_claim_namespace() -> None:
+    xr = h.example("bsls.yaml")
+    del xr["metadata"]["namespace"]
+    xr["metadata"]["labels"] = {"crossplane.io/claim-namespace": NS}
+    rsp = h.reconcile(xr)
+    assert h.fatal(rsp) == []
+    for sel in rsp.requirements.resources.values():
+        assert sel.namespace == NS
+    assert {o["metadata"]["namespace"] for o in h.desired(rsp).values()} == {NS}
+
+
+def test_legacy_xr_without_a_claim_is_refused() -> None:
+    xr = h.example("bsls.yaml")
+    del xr["metadata"]["namespace"]
+    [message] = h.fatal(h.reconcile(xr))
+    assert "claim" in message
+
+
+# ---------------------------------------------------------------------------- secrets stay secret
+
+
+def test_no_repository_secret_or_password_reaches_status_or_results(first) -> None:
+    status = str(h.xr_status(first)) + str([c.message for c in first.conditions])
+    status += str([r.message for r in first.results])
+    assert "alice-correct-horse-battery" not in status
+    for obj in h.desired(first).values():
+        if obj["kind"] != "Secret":
+            assert "alice-correct-horse-battery" not in str(obj)
+    deployment = str(h.desired(first)["server"])
+    assert "secretKeyRef" in deployment
+    assert "KOPIA_SERVER_PASSWORD" not in deployment
+
+
+# ---------------------------------------------------------------------------- repositories
+
+
+def test_bslr_composes_an_init_job_and_reports_progress() -> None:
+    rsp = h.reconcile(h.example("bslr.yaml"))
+    assert h.fatal(rsp) == []
+    d = h.desired(rsp)
+    assert sorted(d) == ["repository-init", "scripts"]
+    assert h.xr_status(rsp) == {
+        "backend": "filesystem",
+        "location": "pvc://team-a-backups/repository",
+    }
+    assert h.conditions(rsp)["Initialized"].reason == "Initializing"
+    done = h.reconcile(
+        h.example("bslr.yaml"), observed=h.as_observed(rsp, **{"repository-init": h.JOB_COMPLETE})
+    )
+    assert h.ready(done) == {"repository-init", "scripts"}
+    assert h.conditions(done)["Initialized"].status == fnv1.STATUS_CONDITION_TRUE
+    failed = h.reconcile(
+        h.example("bslr.yaml"), observed=h.as_observed(rsp, **{"repository-init": h.JOB_FAILED})
+    )
+    cond = h.conditions(failed)["Initialized"]
+    assert cond.reason == "InitFailed"
+    assert "kubectl -n team-a logs job/" in cond.message
+
+
+def test_bslr_change_reruns_the_init_job_and_rolls_the_server(first) -> None:
+    bslr = h.example("bslr.yaml")
+    before = h.desired(h.reconcile(bslr))["repository-init"]["metadata"]["name"]
+    bslr["spec"]["backend"]["filesystem"]["path"] = "/data"
+    after = h.desired(h.reconcile(bslr))["repository-init"]["metadata"]["name"]
+    assert before != after
+    pool = h.required_pool()
+    repo = next(o for o in pool if o["kind"] == "BackupStorageLocationRepository")
+    repo["spec"]["backend"]["filesystem"]["path"] = "/data"
+    rsp = h.reconcile(h.example("bsls.yaml"), observed=h.as_observed(first), pool=pool)
+    old, new = h.desired(first), h.desired(rsp)
+    key = "dataprotection.bsls.dev/repository-digest"
+    assert (
+        old["server"]["spec"]["template"]["metadata"]["annotations"][key]
+        != new["server"]["spec"]["template"]["metadata"]["annotations"][key]
+    )
+    assert old["user-sync"]["metadata"]["name"] != new["user-sync"]["metadata"]["name"]
+
+
+@pytest.mark.parametrize(
+    ("backend", "message"),
+    [
+        ({}, "set exactly one of s3, gcs, azure or filesystem (got none)"),
+        (
+            {"s3": {"bucket": "abc"}, "filesystem": {"persistentVolumeClaim": {"claimName": "p"}}},
+            "(got s3, filesystem)",
+        ),
+        ({"s3": {"bucket": "abc", "endpoint": "https://minio:9000"}}, "spec.backend.s3.endpoint"),
+        ({"s3": {"bucket": "abc", "prefix": "team-a"}}, "s3.prefix 'team-a' must end with '/'"),
+        ({"nfs": {}}, "spec.backend.nfs: is not a known field"),
+    ],
+)
+def test_invalid_bslr_is_fatal_per_field(backend: dict, message: str) -> None:
+    bslr = h.example("bslr.yaml")
+    bslr["spec"]["backend"] = backend
+    [fatal] = h.fatal(h.reconcile(bslr))
+    assert message in fatal

@@ -1,0 +1,117 @@
+"""The examples through the real `crossplane render` CLI and the function's gRPC server."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import pathlib
+import subprocess
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from tests import procs
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="module")
+def functions_yaml(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A Functions file pointing `crossplane render` at a function started for these tests."""
+    address = procs.start_function()
+    doc = yaml.safe_load((EXAMPLES / "functions.yaml").read_text())
+    doc["metadata"]["annotations"]["render.crossplane.io/runtime-development-target"] = address
+    path = tmp_path_factory.mktemp("render") / "functions.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def render(
+    functions: pathlib.Path, xr: pathlib.Path, composition: pathlib.Path, *extra: str
+) -> list[dict]:
+    cmd = [
+        str(procs.tool("crossplane")),
+        "render",
+        str(xr),
+        str(composition),
+        str(functions),
+        f"--required-resources={EXAMPLES / 'required'}",
+        "--include-full-xr",
+        *extra,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def by_resource_name(docs: list[dict]) -> dict[str, dict]:
+    out = {}
+    for d in docs[1:]:
+        key = d["metadata"]["annotations"]["crossplane.io/composition-resource-name"]
+        out[key] = d
+    return out
+
+
+@pytest.fixture(scope="module")
+def first(functions_yaml: pathlib.Path) -> list[dict]:
+    return render(functions_yaml, EXAMPLES / "bsls.yaml", ROOT / "apis/bsls/composition.yaml")
+
+
+def test_render_prints_the_xr_and_every_composed_resource(first: list[dict]) -> None:
+    xr = first[0]
+    assert xr["kind"] == "BackupStorageLocationServer"
+    assert xr["status"]["endpoint"] == "https://vm-backups.team-a.svc:51515"
+    kinds = sorted(d["kind"] for d in first[1:])
+    assert kinds == sorted(
+        ["Deployment", "Service", "NetworkPolicy", "ConfigMap", "Job"] + ["Secret"] * 5
+    )
+    conditions = {c["type"]: c for c in xr["status"]["conditions"]}
+    assert conditions["RepositoryReady"]["status"] == "True"
+    assert conditions["TLSReady"]["status"] == "True"
+
+
+def test_fingerprint_is_the_sha256_of_the_composed_ca(first: list[dict]) -> None:
+    resources = by_resource_name(first)
+    pem = base64.b64decode(resources["tls-ca"]["data"]["ca.crt"])
+    der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    assert first[0]["status"]["tlsFingerprint"] == hashlib.sha256(der).hexdigest()
+    served = base64.b64decode(resources["tls-server"]["data"]["tls.crt"])
+    assert x509.load_pem_x509_certificates(served)[-1] == x509.load_pem_x509_certificate(pem)
+
+
+def test_second_render_with_the_first_observed_changes_nothing(
+    functions_yaml: pathlib.Path, first: list[dict], tmp_path: pathlib.Path
+) -> None:
+    observed = tmp_path / "observed.yaml"
+    observed.write_text(yaml.safe_dump_all(first[1:]))
+    second = render(
+        functions_yaml,
+        EXAMPLES / "bsls.yaml",
+        ROOT / "apis/bsls/composition.yaml",
+        f"--observed-resources={observed}",
+    )
+    before, after = by_resource_name(first), by_resource_name(second)
+    assert sorted(before) == sorted(after)
+    for key, obj in before.items():
+        if obj["kind"] == "Secret":
+            assert after[key]["data"] == obj["data"], key
+        assert after[key]["metadata"]["name"] == obj["metadata"]["name"], key
+    assert after["server"]["spec"] == before["server"]["spec"]
+    assert second[0]["status"]["tlsFingerprint"] == first[0]["status"]["tlsFingerprint"]
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("bslr*.yaml")))
+def test_every_repository_example_renders_an_init_job(
+    functions_yaml: pathlib.Path, example: str
+) -> None:
+    docs = render(functions_yaml, EXAMPLES / example, ROOT / "apis/bslr/composition.yaml")
+    xr, resources = docs[0], by_resource_name(docs)
+    assert sorted(resources) == ["repository-init", "scripts"]
+    job = resources["repository-init"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["/bin/sh", "/scripts/repository-init.sh"]
+    assert container["args"][0] == xr["status"]["backend"]
+    assert xr["metadata"]["namespace"] == job["metadata"]["namespace"]
