@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: all venv tools render render-all test unit lint e2e clean
+.PHONY: all venv tools render render-all generate test unit lint e2e clean
 
 all: test
 
@@ -29,6 +29,9 @@ render: venv tools
 render-all: venv tools
 	@for xr in examples/bslr*.yaml; do echo "# $$xr"; hack/render.sh $$xr apis/bslr/composition.yaml; done
 	@echo "# examples/bsls.yaml"; hack/render.sh
+
+generate: venv
+	$(PY) hack/gen_legacy.py
 
 lint: venv
 	$(VENV)/bin/ruff check function tests

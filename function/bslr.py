@@ -12,11 +12,11 @@ from crossplane.function import resource, response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from function import names, repository, status
-from function.models import BSLRSpec, FunctionInput, describe_error
+from function.models import BSLRSpec, FunctionInput, describe_error, user_spec
 from function.observed import Observed, normalise
 from function.resources import jobs, secrets
 from function.status import Conditions
-from function.tenancy import InputError
+from function.tenancy import InputError, tenant_name
 
 SCRIPT_NAMES = ("repository-init.sh",)
 
@@ -30,9 +30,9 @@ def compose(
 ) -> None:
     """Compose the initialisation of one repository into `rsp`."""
     xr = observed.xr
-    name = str(xr["metadata"]["name"])
+    name = tenant_name(xr)
     try:
-        spec = BSLRSpec.model_validate(normalise(xr.get("spec") or {}))
+        spec = BSLRSpec.model_validate(normalise(user_spec(xr.get("spec") or {})))
     except pydantic.ValidationError as e:
         msg = f"invalid BackupStorageLocationRepository: {describe_error(e, 'spec')}"
         raise InputError(msg) from None

@@ -26,11 +26,11 @@ from crossplane.function import resource, response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from function import names, repository, status, tls, users
-from function.models import BSLRSpec, BSLSSpec, FunctionInput, describe_error
+from function.models import BSLRSpec, BSLSSpec, FunctionInput, describe_error, user_spec
 from function.observed import Observed, normalise
 from function.resources import jobs, secrets, server
 from function.status import Conditions
-from function.tenancy import InputError, in_namespace
+from function.tenancy import CLAIM_NAMESPACE_LABEL, InputError, belongs, in_namespace, tenant_name
 
 SCRIPT_NAMES = ("server.sh", "user-sync.sh")
 
@@ -92,7 +92,7 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
 ) -> None:
     """Compose the server of one BSLS into `rsp`."""
     xr = observed.xr
-    name = str(xr["metadata"]["name"])
+    name = tenant_name(xr)
     spec = _spec(xr)
 
     # 1. Requirements. Declared on every call; Crossplane calls again until they settle.
@@ -281,7 +281,7 @@ def _server_condition(conditions: Conditions, ctx: Context) -> None:
 
 def _spec(xr: dict) -> BSLSSpec:
     try:
-        return BSLSSpec.model_validate(normalise(xr.get("spec") or {}))
+        return BSLSSpec.model_validate(normalise(user_spec(xr.get("spec") or {})))
     except pydantic.ValidationError as e:
         raise InputError(
             f"invalid BackupStorageLocationServer: {describe_error(e, 'spec')}"
@@ -320,14 +320,19 @@ def _require(
             match_name=spec.tls.secretRef.name,
             namespace=namespace,
         )
-    # Every server of the namespace, to refuse a second server on the same repository.
-    response.require_resources(
-        rsp,
-        names.REQ_SERVERS,
-        str(xr.get("apiVersion", "")),
-        str(xr.get("kind", "")),
-        namespace=namespace,
-    )
+    # Every server of the tenant, to refuse a second server on the same repository.
+    # Legacy XRs are cluster-scoped: find them by the claim namespace they carry.
+    api_version, kind = str(xr.get("apiVersion", "")), str(xr.get("kind", ""))
+    if (xr.get("metadata") or {}).get("namespace"):
+        response.require_resources(rsp, names.REQ_SERVERS, api_version, kind, namespace=namespace)
+    else:
+        response.require_resources(
+            rsp,
+            names.REQ_SERVERS,
+            api_version,
+            kind,
+            match_labels={CLAIM_NAMESPACE_LABEL: namespace},
+        )
 
 
 def _repository(ctx: Context, xr: dict) -> Repo:
@@ -341,7 +346,7 @@ def _repository(ctx: Context, xr: dict) -> Repo:
             "spec.repositoryRef.name. A running server is left as it is.",
         )
     try:
-        bslr_spec = BSLRSpec.model_validate(normalise(bslr.get("spec") or {}))
+        bslr_spec = BSLRSpec.model_validate(normalise(user_spec(bslr.get("spec") or {})))
     except pydantic.ValidationError as e:
         return Repo(
             None,
@@ -378,9 +383,8 @@ def _repository_owner(ctx: Context, xr: dict) -> str | None:
     meta = xr.get("metadata") or {}
     mine = (str(meta.get("creationTimestamp", "")), str(meta.get("name", "")))
     older = []
-    for found in ctx.observed.required_all(names.REQ_SERVERS):
-        other = in_namespace(found, ctx.namespace)
-        if other is None:
+    for other in ctx.observed.required_all(names.REQ_SERVERS):
+        if not belongs(other, ctx.namespace):
             continue
         other_meta = other.get("metadata") or {}
         ref = ((other.get("spec") or {}).get("repositoryRef") or {}).get("name")

@@ -54,7 +54,10 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
             namespace = tenant_namespace(xr)
             name = str((xr.get("metadata") or {}).get("name", ""))
             log = self.log.bind(kind=xr.get("kind"), namespace=namespace, name=name)
-            if xr.get("kind") == inp.repositoryKind:
+            kind = inp.compose
+            if kind == "auto":
+                kind = "repository" if xr.get("kind") == inp.repositoryKind else "server"
+            if kind == "repository":
                 bslr.compose(req, rsp, observed, inp, namespace)
             else:
                 bsls.compose(req, rsp, observed, inp, namespace, self.clock())

@@ -106,6 +106,9 @@ class FunctionInput(Strict):
     repositoryApiVersion: str = Field(
         default=DEFAULT_API_VERSION, pattern=r"^[a-z0-9.-]+/[a-z0-9]+$"
     )
+    # What to compose: "auto" composes a repository for an XR of repositoryKind and a
+    # server for any other; the legacy (claim) Compositions say it explicitly.
+    compose: Literal["auto", "server", "repository"] = "auto"
     repositoryKind: str = Field(
         default="BackupStorageLocationRepository", pattern=r"^[A-Z][A-Za-z0-9]*$"
     )
@@ -405,6 +408,33 @@ class BSLRSpec(Strict):
 
 
 S3Backend.model_rebuild()
+
+
+# Fields Crossplane itself writes into an XR's (or claim's) spec: not the user's input.
+CROSSPLANE_SPEC_FIELDS = frozenset(
+    {
+        "crossplane",  # v2 XRs
+        "claimRef",
+        "compositionRef",
+        "compositionSelector",
+        "compositionRevisionRef",
+        "compositionRevisionSelector",
+        "compositionUpdatePolicy",
+        "compositeDeletePolicy",
+        "resourceRef",
+        "resourceRefs",
+        "environmentConfigRefs",
+        "writeConnectionSecretToRef",
+        "publishConnectionDetailsTo",
+    }
+)
+
+
+def user_spec(spec: object) -> object:
+    """An XR's spec without the fields Crossplane manages (validated only by Crossplane)."""
+    if not isinstance(spec, dict):
+        return spec
+    return {k: v for k, v in spec.items() if k not in CROSSPLANE_SPEC_FIELDS}
 
 
 def describe_error(err: pydantic.ValidationError, root: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 CLAIM_NAMESPACE_LABEL = "crossplane.io/claim-namespace"
+CLAIM_NAME_LABEL = "crossplane.io/claim-name"
 
 
 class InputError(ValueError):
@@ -27,6 +28,28 @@ def tenant_namespace(xr: dict) -> str:
         f"{CLAIM_NAMESPACE_LABEL}): create a namespaced XR, or a claim that binds this XR"
     )
     raise InputError(msg)
+
+
+def tenant_name(xr: dict) -> str:
+    """The name composed resources derive from: the XR's, or its claim's for a legacy XR.
+
+    A claim's name is what the app team chose and is unique in its namespace; the
+    cluster-scoped XR behind it has a generated suffix nobody should have to type.
+    """
+    meta = xr.get("metadata") or {}
+    if not meta.get("namespace"):
+        claim = (meta.get("labels") or {}).get(CLAIM_NAME_LABEL)
+        if isinstance(claim, str) and claim:
+            return claim
+    return str(meta.get("name", ""))
+
+
+def belongs(obj: dict, namespace: str) -> bool:
+    """Whether an XR (namespaced, or legacy bound to a claim) belongs to the tenant."""
+    meta = obj.get("metadata") or {}
+    if meta.get("namespace"):
+        return meta["namespace"] == namespace
+    return (meta.get("labels") or {}).get(CLAIM_NAMESPACE_LABEL) == namespace
 
 
 def in_namespace(obj: dict | None, namespace: str) -> dict | None:

@@ -2,12 +2,14 @@
 # Starts the function, renders an example XR through the real `crossplane render`,
 # prints the YAML stream and stops the function.
 #
-# Usage: hack/render.sh [XR] [COMPOSITION]   (defaults: the BSLS example)
+# Usage: hack/render.sh [XR] [COMPOSITION] [REQUIRED]   (defaults: the BSLS example)
+# The XRD next to the Composition supplies the schema defaults.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 xr=${1:-$root/examples/bsls.yaml}
 composition=${2:-$root/apis/bsls/composition.yaml}
+required=${3:-$root/examples/required}
 port=${BSLS_RENDER_PORT:-9443}
 log=$(mktemp)
 
@@ -27,5 +29,6 @@ until "$root/.venv/bin/python" -c "import socket,sys; socket.create_connection((
 done
 
 "$root/.tools/bin/crossplane" render "$xr" "$composition" "$root/examples/functions.yaml" \
-  --required-resources="$root/examples/required" \
+  --required-resources="$required" \
+  --xrd="$(dirname "$composition")/definition.yaml" \
   --include-full-xr

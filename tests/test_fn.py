@@ -451,7 +451,10 @@ def test_legacy_xr_uses_the_claim_namespace() -> None:
     xr["metadata"]["labels"] = {"crossplane.io/claim-namespace": NS}
     rsp = h.reconcile(xr)
     assert h.fatal(rsp) == []
-    for sel in rsp.requirements.resources.values():
+    reqs = dict(rsp.requirements.resources)
+    servers = reqs.pop("servers")
+    assert dict(servers.match_labels.labels) == {"crossplane.io/claim-namespace": NS}
+    for sel in reqs.values():
         assert sel.namespace == NS
     assert {o["metadata"]["namespace"] for o in h.desired(rsp).values()} == {NS}
 
@@ -541,3 +544,13 @@ def test_invalid_bslr_is_fatal_per_field(backend: dict, message: str) -> None:
     bslr["spec"]["backend"] = backend
     [fatal] = h.fatal(h.reconcile(bslr))
     assert message in fatal
+
+
+def test_fields_crossplane_writes_into_the_spec_are_not_user_errors() -> None:
+    xr = bsls(crossplane={"compositionRef": {"name": "c"}, "resourceRefs": []})
+    assert h.fatal(h.reconcile(xr)) == []
+    pool = h.required_pool()
+    repo = next(o for o in pool if o["kind"] == "BackupStorageLocationRepository")
+    repo["spec"]["crossplane"] = {"compositionRef": {"name": "c"}}
+    rsp = h.reconcile(h.example("bsls.yaml"), pool=pool)
+    assert h.conditions(rsp)["RepositoryReady"].reason == "Available"

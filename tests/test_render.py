@@ -6,6 +6,7 @@ import base64
 import hashlib
 import pathlib
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -30,7 +31,11 @@ def functions_yaml(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 
 def render(
-    functions: pathlib.Path, xr: pathlib.Path, composition: pathlib.Path, *extra: str
+    functions: pathlib.Path,
+    xr: pathlib.Path,
+    composition: pathlib.Path,
+    *extra: str,
+    required: pathlib.Path = EXAMPLES / "required",
 ) -> list[dict]:
     cmd = [
         str(procs.tool("crossplane")),
@@ -38,7 +43,8 @@ def render(
         str(xr),
         str(composition),
         str(functions),
-        f"--required-resources={EXAMPLES / 'required'}",
+        f"--required-resources={required}",
+        f"--xrd={composition.parent / 'definition.yaml'}",
         "--include-full-xr",
         *extra,
     ]
@@ -115,3 +121,52 @@ def test_every_repository_example_renders_an_init_job(
     assert container["command"] == ["/bin/sh", "/scripts/repository-init.sh"]
     assert container["args"][0] == xr["status"]["backend"]
     assert xr["metadata"]["namespace"] == job["metadata"]["namespace"]
+
+
+def _shape(docs: list[dict]) -> dict[str, tuple[str, str, str]]:
+    """What a resource is and where it lands; generated keys make the bytes differ."""
+    return {
+        key: (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+        for key, obj in by_resource_name(docs).items()
+        if key != "user-sync"  # its name carries a digest of generated passwords
+    }
+
+
+def test_legacy_claim_renders_the_same_resources_in_the_claim_namespace(
+    functions_yaml: pathlib.Path, first: list[dict]
+) -> None:
+    legacy = render(
+        functions_yaml,
+        EXAMPLES / "legacy/xbsls.yaml",
+        ROOT / "apis/bsls-legacy/composition.yaml",
+        required=EXAMPLES / "legacy/required",
+    )
+    assert _shape(legacy) == _shape(first)
+    assert legacy[0]["status"]["endpoint"] == first[0]["status"]["endpoint"]
+    before, after = by_resource_name(first), by_resource_name(legacy)
+    for key in ("service", "network-policy", "scripts"):
+        assert after[key].get("spec", after[key].get("data")) == before[key].get(
+            "spec", before[key].get("data")
+        )
+
+
+def test_legacy_repository_claim_renders_an_init_job(functions_yaml: pathlib.Path) -> None:
+    docs = render(
+        functions_yaml,
+        EXAMPLES / "legacy/xbslr.yaml",
+        ROOT / "apis/bslr-legacy/composition.yaml",
+        required=EXAMPLES / "legacy/required",
+    )
+    job = by_resource_name(docs)["repository-init"]
+    assert job["metadata"]["namespace"] == "team-a"
+    assert job["metadata"]["name"].startswith("team-a-repo-init-")
+
+
+def test_legacy_apis_are_generated_from_the_namespaced_ones() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "hack/gen_legacy.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr

@@ -1,0 +1,570 @@
+"""A stand-in for the parts of Kubernetes the rendered manifests use, as local processes.
+
+The manifests the function renders are run exactly as written: the same command, args
+and environment. Only what a cluster provides is substituted (README.md lists each):
+
+- the API server: an object store that `apply` fills (Secrets' `stringData` is folded
+  into base64 `data`, as the API server does) and the function reads required
+  resources from;
+- volumes: every Secret, ConfigMap, projected, emptyDir and PVC volume becomes a folder
+  (emptyDirs are fresh per pod, a PVC lives as long as the cluster);
+- the kubelet: env from values and `secretKeyRef`s, `$(VAR)` expansion, and mount paths
+  in env values and args rewritten to those folders;
+- cluster networking: a Service is 127.0.0.1 on a port of its own that stays while the
+  Service exists (like a ClusterIP); a pod listening on `0.0.0.0:<containerPort>`
+  listens there, and `<svc>.<ns>.svc:<port>` in env or args resolves to it;
+- the Job and Deployment controllers: a Job runs once per name; a Deployment's pod is
+  (re)created, Recreate-style, when its template changes or it died.
+
+Anything else in a manifest (an init container, a volume or env source this file does
+not know) raises HarnessError instead of being skipped, so the harness never runs a pod
+that differs from what the manifest says.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import time
+
+from function.observed import normalise
+from tests import helpers
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TOOLS_BIN = ROOT / ".tools" / "bin"
+# The pods see only what their manifest gives them, plus a PATH on which `kopia` is the
+# pinned binary (the image's /bin/kopia).
+BASE_ENV = {"PATH": f"{TOOLS_BIN}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+READY_TIMEOUT = 30.0
+JOB_TIMEOUT = 180.0
+
+
+class HarnessError(RuntimeError):
+    """A manifest uses something this stand-in cannot run faithfully, or a pod failed."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' `$(VAR)` expansion: unknown references stay, `$$` escapes a `$`."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1), m.group(0))
+
+    return re.sub(r"\$\$|\$\(([-._A-Za-z0-9]+)\)", sub, text)
+
+
+def _b64decode(value: str) -> bytes:
+    return base64.b64decode(value, validate=True)
+
+
+@dataclasses.dataclass
+class Process:
+    """A process started in its own session, so stopping it stops its children too."""
+
+    name: str
+    popen: subprocess.Popen
+    stdout: pathlib.Path
+    stderr: pathlib.Path
+
+    @property
+    def running(self) -> bool:
+        """Whether the process has not exited."""
+        return self.popen.poll() is None
+
+    def logs(self) -> str:
+        """What `kubectl logs` would show: stdout, then stderr."""
+        return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds (a pod's termination)."""
+        self._signal(signal.SIGTERM)
+        try:
+            self.popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group and reap it."""
+        self._signal(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(10)
+
+    def _signal(self, sig: int) -> None:
+        if self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, sig)
+
+
+@dataclasses.dataclass
+class JobRun:
+    """The one run of a Job."""
+
+    name: str
+    returncode: int
+    logs: str
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the Job's pod exited 0."""
+        return self.returncode == 0
+
+
+@dataclasses.dataclass
+class Pod:
+    """One pod of a rendered template, materialised on the host, ready to run."""
+
+    name: str
+    namespace: str
+    template: dict
+    dir: pathlib.Path
+    argv: list[str]
+    env: dict[str, str]
+    ports: dict[int, int]  # containerPort -> host port
+    port_names: dict[str, int]  # port name -> containerPort
+    process: Process | None = None
+
+    def start(self) -> Process:
+        """Start the container's command."""
+        logs = self.dir / "logs"
+        logs.mkdir(exist_ok=True)
+        out, err = logs / "stdout", logs / "stderr"
+        with out.open("wb") as o, err.open("wb") as e:
+            popen = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                cwd=self.dir,
+                stdin=subprocess.DEVNULL,
+                stdout=o,
+                stderr=e,
+                start_new_session=True,
+            )
+        self.process = Process(self.name, popen, out, err)
+        return self.process
+
+    def run(self, timeout: float = JOB_TIMEOUT) -> JobRun:
+        """Run the container to completion (restartPolicy Never, one attempt)."""
+        process = self.start()
+        try:
+            process.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            msg = f"pod {self.name} did not finish within {timeout}s:\n{process.logs()}"
+            raise HarnessError(msg) from None
+        return JobRun(self.name, process.popen.returncode, process.logs())
+
+    def host_port(self, port: int | str) -> int:
+        """The host port of a container port given by number or name."""
+        number = self.port_names[port] if isinstance(port, str) else port
+        return self.ports[number]
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Wait until the container's tcpSocket readiness probe succeeds."""
+        container = self.template["spec"]["containers"][0]
+        probe = container.get("readinessProbe")
+        assert self.process is not None
+        if probe is None:
+            return
+        if set(probe) - {"tcpSocket", "periodSeconds", "initialDelaySeconds", "failureThreshold"}:
+            msg = f"pod {self.name}: only tcpSocket readiness probes are supported: {probe}"
+            raise HarnessError(msg)
+        port = self.host_port(probe["tcpSocket"]["port"])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.process.running:
+                msg = (
+                    f"pod {self.name} exited with {self.process.popen.returncode} before it "
+                    f"was ready:\n{self.process.logs()}"
+                )
+                raise HarnessError(msg)
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+                return
+            time.sleep(0.1)
+        msg = f"pod {self.name} is not ready after {timeout}s:\n{self.process.logs()}"
+        raise HarnessError(msg)
+
+
+class Cluster:
+    """The API server, kubelet, networking and controllers, as far as the manifests need."""
+
+    def __init__(self, root: pathlib.Path, extra_env: dict[str, dict[str, str]] | None = None):
+        """A cluster whose files live under `root`.
+
+        Args:
+            root: A fresh folder for PVCs and pods.
+            extra_env: Env added to containers by container name, for test speed-ups
+                only; a variable the manifest sets itself is an error, never overridden.
+        """
+        self.root = root
+        self.extra_env = extra_env or {}
+        self.objects: dict[tuple[str, str, str], dict] = {}  # (kind, namespace, name)
+        self.claims: dict[tuple[str, str], pathlib.Path] = {}
+        self.service_ports: dict[tuple[str, str], int] = {}
+        self.jobs: dict[tuple[str, str], JobRun] = {}
+        self.pods: dict[tuple[str, str], Pod] = {}  # a Deployment's running pod
+        self._counter = 0
+
+    # ------------------------------------------------------------------ API server
+
+    def apply(self, *manifests: dict) -> None:
+        """Create or replace objects, as `kubectl apply` (or Crossplane) would."""
+        for manifest in manifests:
+            obj = normalise(copy.deepcopy(manifest))
+            assert isinstance(obj, dict)
+            meta = obj.setdefault("metadata", {})
+            meta.setdefault("namespace", "default")
+            if obj["kind"] == "Secret" and "stringData" in obj:
+                data = obj.setdefault("data", {})
+                for key, value in obj.pop("stringData").items():
+                    data[key] = base64.b64encode(str(value).encode()).decode()
+            key = (obj["kind"], meta["namespace"], meta["name"])
+            self.objects[key] = obj
+            if obj["kind"] == "Service" and key[1:] not in self.service_ports:
+                self.service_ports[key[1:]] = free_port()
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        """Delete an object; deleting a Deployment stops its pod."""
+        self.objects.pop((kind, namespace, name), None)
+        if kind == "Service":
+            self.service_ports.pop((namespace, name), None)
+        if kind == "Deployment" and (pod := self.pods.pop((namespace, name), None)):
+            assert pod.process is not None
+            pod.process.stop()
+
+    def get(self, kind: str, namespace: str, name: str) -> dict | None:
+        """An object, or None."""
+        return self.objects.get((kind, namespace, name))
+
+    def list(self) -> list[dict]:
+        """Every object (what the function's required-resource selectors search)."""
+        return list(self.objects.values())
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """A Secret's data, decoded; None if there is no such Secret."""
+        secret = self.get("Secret", namespace, name)
+        if secret is None:
+            return None
+        return {k: _b64decode(v) for k, v in (secret.get("data") or {}).items()}
+
+    def config_map_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """A ConfigMap's data and binaryData; None if there is no such ConfigMap."""
+        cm = self.get("ConfigMap", namespace, name)
+        if cm is None:
+            return None
+        out = {k: str(v).encode() for k, v in (cm.get("data") or {}).items()}
+        out.update({k: _b64decode(v) for k, v in (cm.get("binaryData") or {}).items()})
+        return out
+
+    def status(self, manifest: dict) -> dict | None:
+        """The status the cluster reports for a composed object (Jobs and Deployments)."""
+        meta = manifest["metadata"]
+        key = (meta.get("namespace", "default"), meta["name"])
+        if manifest["kind"] == "Job" and key in self.jobs:
+            return helpers.JOB_COMPLETE if self.jobs[key].succeeded else helpers.JOB_FAILED
+        if manifest["kind"] == "Deployment":
+            pod = self.pods.get(key)
+            if pod is not None and pod.process is not None and pod.process.running:
+                return helpers.DEPLOYMENT_AVAILABLE
+            return {"availableReplicas": 0}
+        return None
+
+    # ------------------------------------------------------------------ controllers
+
+    def run_jobs(self) -> list[JobRun]:
+        """Run every Job that has not run yet (a Job runs once per name)."""
+        runs = []
+        for (kind, namespace, name), job in list(self.objects.items()):
+            if kind != "Job" or (namespace, name) in self.jobs:
+                continue
+            pod = self.pod(namespace, name, job["spec"]["template"])
+            run = pod.run()
+            self.jobs[(namespace, name)] = run
+            runs.append(run)
+        return runs
+
+    def roll_out(self) -> list[str]:
+        """Give every Deployment one running, ready pod of its current template.
+
+        A pod is replaced when the template changed or the pod died; the old one is
+        stopped before the new one starts (strategy Recreate). Returns the Deployments
+        whose pod was (re)created.
+        """
+        started = []
+        for (kind, namespace, name), deployment in list(self.objects.items()):
+            if kind != "Deployment":
+                continue
+            spec = deployment["spec"]
+            if spec.get("replicas", 1) != 1:
+                msg = f"Deployment {name}: only one replica is supported"
+                raise HarnessError(msg)
+            if spec.get("strategy", {}).get("type") != "Recreate":
+                msg = f"Deployment {name}: only the Recreate strategy is modelled"
+                raise HarnessError(msg)
+            template = spec["template"]
+            current = self.pods.get((namespace, name))
+            if current is not None:
+                assert current.process is not None
+                if current.template == template and current.process.running:
+                    continue
+                current.process.stop()
+            pod = self.pod(namespace, name, template)
+            self.pods[(namespace, name)] = pod
+            pod.start()
+            pod.wait_ready()
+            started.append(name)
+        return started
+
+    def kill_pod(self, namespace: str, deployment: str) -> None:
+        """SIGKILL a Deployment's pod, as a node failure would."""
+        pod = self.pods[(namespace, deployment)]
+        assert pod.process is not None
+        pod.process.kill()
+
+    def server_pod(self, namespace: str, deployment: str) -> Pod:
+        """The running pod of a Deployment."""
+        return self.pods[(namespace, deployment)]
+
+    def shutdown(self) -> None:
+        """Stop every pod. Always called on teardown."""
+        for pod in self.pods.values():
+            if pod.process is not None:
+                pod.process.kill()
+        self.pods.clear()
+
+    # ------------------------------------------------------------------ kubelet
+
+    def claim(self, namespace: str, claim_name: str) -> pathlib.Path:
+        """The folder behind a PVC (bound on first use, kept for the cluster's life)."""
+        key = (namespace, claim_name)
+        if key not in self.claims:
+            path = self.root / "pvcs" / namespace / claim_name
+            path.mkdir(parents=True)
+            self.claims[key] = path
+        return self.claims[key]
+
+    def pod(self, namespace: str, owner: str, template: dict) -> Pod:
+        """Materialise a pod template: volumes, env, ports, argv."""
+        template = normalise(copy.deepcopy(template))
+        assert isinstance(template, dict)
+        spec = template["spec"]
+        for unsupported in ("initContainers", "hostNetwork", "hostPID"):
+            if spec.get(unsupported):
+                msg = f"{owner}: {unsupported} is not supported by the harness"
+                raise HarnessError(msg)
+        if len(spec["containers"]) != 1:
+            msg = f"{owner}: exactly one container is supported"
+            raise HarnessError(msg)
+        container = spec["containers"][0]
+        self._counter += 1
+        name = f"{owner}-{self._counter}"
+        pod_dir = self.root / "pods" / name
+        pod_dir.mkdir(parents=True)
+
+        volumes = {
+            v["name"]: self._volume(namespace, v, pod_dir / "volumes" / v["name"])
+            for v in spec.get("volumes", [])
+        }
+        mounts = []
+        for m in container.get("volumeMounts", []):
+            if m["name"] not in volumes:
+                msg = f"{owner}: volumeMount {m['name']} has no volume"
+                raise HarnessError(msg)
+            host = volumes[m["name"]] / m.get("subPath", "")
+            mounts.append((m["mountPath"].rstrip("/"), host))
+        mounts.sort(key=lambda m: len(m[0]), reverse=True)
+
+        ports, port_names = self._ports(namespace, template, container)
+        translate = _Translator(
+            mounts=mounts, ports=ports, services=self._service_addresses(namespace)
+        )
+
+        env = dict(BASE_ENV)
+        container_env = self._env(namespace, owner, container)
+        env.update({k: translate(v) for k, v in container_env.items()})
+        for key, value in self.extra_env.get(container["name"], {}).items():
+            if key in container_env:
+                msg = f"{owner}: extra env {key} would override the manifest's own value"
+                raise HarnessError(msg)
+            env[key] = value
+
+        raw = [*container.get("command", []), *container.get("args", [])]
+        if not container.get("command"):
+            msg = f"{owner}: a container without a command (the image entrypoint) is unsupported"
+            raise HarnessError(msg)
+        argv = [expand(translate(a), env) for a in raw]
+        (pod_dir / "argv.json").write_text(json.dumps(argv, indent=1))
+        return Pod(name, namespace, template, pod_dir, argv, env, ports, port_names)
+
+    def _volume(self, namespace: str, volume: dict, path: pathlib.Path) -> pathlib.Path:
+        kinds = set(volume) - {"name"}
+        if kinds == {"emptyDir"}:
+            path.mkdir(parents=True)
+            return path
+        if kinds == {"persistentVolumeClaim"}:
+            return self.claim(namespace, volume["persistentVolumeClaim"]["claimName"])
+        if kinds == {"secret"}:
+            src = volume["secret"]
+            data = self.secret_data(namespace, src["secretName"])
+            self._project(path, data, src, src.get("defaultMode", 0o644), src["secretName"])
+            return path
+        if kinds == {"configMap"}:
+            src = volume["configMap"]
+            data = self.config_map_data(namespace, src["name"])
+            self._project(path, data, src, src.get("defaultMode", 0o644), src["name"])
+            return path
+        if kinds == {"projected"}:
+            projected = volume["projected"]
+            mode = projected.get("defaultMode", 0o644)
+            path.mkdir(parents=True)
+            for source in projected["sources"]:
+                if set(source) == {"secret"}:
+                    src = source["secret"]
+                    data = self.secret_data(namespace, src["name"])
+                elif set(source) == {"configMap"}:
+                    src = source["configMap"]
+                    data = self.config_map_data(namespace, src["name"])
+                else:
+                    msg = f"projected volume source {source} is not supported by the harness"
+                    raise HarnessError(msg)
+                self._project(path, data, src, mode, src["name"])
+            return path
+        msg = f"volume {volume} is not supported by the harness"
+        raise HarnessError(msg)
+
+    @staticmethod
+    def _project(
+        path: pathlib.Path, data: dict[str, bytes] | None, src: dict, mode: int, what: str
+    ) -> None:
+        """Write a Secret's or ConfigMap's keys as files, honouring items and modes."""
+        if data is None:
+            if src.get("optional"):
+                path.mkdir(parents=True, exist_ok=True)
+                return
+            msg = f"{what} does not exist: the pod would be stuck in ContainerCreating"
+            raise HarnessError(msg)
+        items = src.get("items") or [{"key": k, "path": k} for k in sorted(data)]
+        path.mkdir(parents=True, exist_ok=True)
+        for item in items:
+            if item["key"] not in data:
+                if src.get("optional"):
+                    continue
+                msg = f"{what} has no key {item['key']!r}: the pod would not start"
+                raise HarnessError(msg)
+            target = path / item["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data[item["key"]])
+            target.chmod(item.get("mode", mode))
+
+    def _env(self, namespace: str, owner: str, container: dict) -> dict[str, str]:
+        """The container's env as the kubelet builds it, in the container's own paths."""
+        if container.get("envFrom"):
+            msg = f"{owner}: envFrom is not supported by the harness"
+            raise HarnessError(msg)
+        env: dict[str, str] = {}
+        for entry in container.get("env", []):
+            name = entry["name"]
+            if "value" in entry:
+                env[name] = expand(str(entry["value"]), env)
+                continue
+            source = entry.get("valueFrom") or {}
+            if set(source) == {"secretKeyRef"}:
+                ref = source["secretKeyRef"]
+                data = self.secret_data(namespace, ref["name"])
+            elif set(source) == {"configMapKeyRef"}:
+                ref = source["configMapKeyRef"]
+                data = self.config_map_data(namespace, ref["name"])
+            else:
+                msg = f"{owner}: env {name} from {source} is not supported by the harness"
+                raise HarnessError(msg)
+            if data is None or ref["key"] not in data:
+                if ref.get("optional"):
+                    continue
+                msg = (
+                    f"{owner}: env {name} needs key {ref['key']!r} of {ref['name']}, which "
+                    "does not exist: the kubelet would report CreateContainerConfigError"
+                )
+                raise HarnessError(msg)
+            env[name] = data[ref["key"]].decode()
+        return env
+
+    def _ports(
+        self, namespace: str, template: dict, container: dict
+    ) -> tuple[dict[int, int], dict[str, int]]:
+        """Host ports: the port of the Service that selects this pod, else a free one."""
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        ports: dict[int, int] = {}
+        names: dict[str, int] = {}
+        for port in container.get("ports", []):
+            number = port["containerPort"]
+            if "name" in port:
+                names[port["name"]] = number
+            ports[number] = free_port()
+            for (kind, ns, svc), service in self.objects.items():
+                if kind != "Service" or ns != namespace:
+                    continue
+                selector = service["spec"].get("selector") or {}
+                if not selector or any(labels.get(k) != v for k, v in selector.items()):
+                    continue
+                for sp in service["spec"].get("ports", []):
+                    target = sp.get("targetPort", sp["port"])
+                    if target in (number, port.get("name")):
+                        ports[number] = self.service_ports[(ns, svc)]
+        return ports, names
+
+    def _service_addresses(self, namespace: str) -> dict[str, str]:
+        """`host:port` as a pod in `namespace` would dial it -> 127.0.0.1:<port>."""
+        out = {}
+        for (kind, ns, svc), service in self.objects.items():
+            if kind != "Service":
+                continue
+            hosts = [f"{svc}.{ns}.svc.cluster.local", f"{svc}.{ns}.svc", f"{svc}.{ns}"]
+            if ns == namespace:
+                hosts.append(svc)
+            for sp in service["spec"].get("ports", []):
+                for host in hosts:
+                    out[f"{host}:{sp['port']}"] = f"127.0.0.1:{self.service_ports[(ns, svc)]}"
+        return out
+
+
+@dataclasses.dataclass
+class _Translator:
+    """Rewrites one env value or arg from the container's world to the host's."""
+
+    mounts: list[tuple[str, pathlib.Path]]  # longest mount path first
+    ports: dict[int, int]
+    services: dict[str, str]
+
+    def __call__(self, value: str) -> str:
+        # A listen address on a container port: the pod's port on the host.
+        listen = re.fullmatch(r"(?:0\.0\.0\.0|\[::\])?:(\d+)", value)
+        if listen and int(listen.group(1)) in self.ports:
+            return f"127.0.0.1:{self.ports[int(listen.group(1))]}"
+        # A Service's cluster DNS name and port: the Service's address on the host.
+        for address in sorted(self.services, key=len, reverse=True):
+            pattern = r"(?<![-.\w])" + re.escape(address) + r"(?!\d)"
+            value = re.sub(pattern, self.services[address], value)
+        # A path under a mount, alone or as the value of a `--flag=`.
+        m = re.fullmatch(r"(--[-\w]+=)?(/.*)", value, flags=re.DOTALL)
+        if m:
+            prefix, path = m.group(1) or "", m.group(2)
+            for mount, host in self.mounts:
+                if mount and (path == mount or path.startswith(mount + "/")):
+                    return prefix + str(host) + path[len(mount) :]
+        return value
