@@ -32,7 +32,7 @@ def compose(
     xr = observed.xr
     name = tenant_name(xr)
     try:
-        spec = BSLRSpec.model_validate(normalise(user_spec(xr.get("spec") or {})))
+        spec = BSLRSpec.model_validate(normalise(user_spec(observed.xr_spec() or {})))
     except pydantic.ValidationError as e:
         msg = f"invalid BackupStorageLocationRepository: {describe_error(e, 'spec')}"
         raise InputError(msg) from None

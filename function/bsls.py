@@ -18,18 +18,21 @@ import base64
 import binascii
 import dataclasses
 import datetime
+import functools
 import hashlib
 import hmac
 
 import pydantic
 from crossplane.function import resource, response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+from google.protobuf import json_format, struct_pb2
 
 from function import names, repository, status, tls, users
-from function.models import BSLRSpec, BSLSSpec, FunctionInput, describe_error, user_spec
+from function.models import BSLRSpec, BSLSSpec, FunctionInput, User, describe_error, user_spec
 from function.observed import Observed, normalise
 from function.resources import jobs, secrets, server
 from function.status import Conditions
+from function.structs import Built, build
 from function.tenancy import CLAIM_NAMESPACE_LABEL, InputError, belongs, in_namespace, tenant_name
 
 SCRIPT_NAMES = ("server.sh", "user-sync.sh")
@@ -93,7 +96,7 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
     """Compose the server of one BSLS into `rsp`."""
     xr = observed.xr
     name = tenant_name(xr)
-    spec = _spec(xr)
+    spec = _spec(observed)
 
     # 1. Requirements. Declared on every call; Crossplane calls again until they settle.
     _require(rsp, spec, inp, namespace, xr)
@@ -138,7 +141,9 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
     desired.update(_users(ctx, connection, served.fingerprint, control, scripts_cm, resolved))
     problems = [r.problem for r in resolved if r.problem]
     syncing = connection is not None and not problems
-    _users_condition(conditions, ctx, desired.get(names.USER_SYNC), problems, syncing)
+    job = desired.get(names.USER_SYNC)
+    job_name = job.name if isinstance(job, Built) else None
+    _users_condition(conditions, ctx, job_name if syncing else None, problems)
 
     # 6. Status and readiness.
     _server_condition(conditions, ctx)
@@ -200,13 +205,11 @@ def _users(  # noqa: PLR0917
     resolved: list[users.Resolved],
 ) -> dict[str, dict]:
     """One credentials Secret per user, and the sync Job when every password is known."""
-    out = {}
+    out: dict[str, dict | Built] = {}
     for r in resolved:
         key = names.credentials_key(r.user.identity)
         if r.password is not None and fingerprint:
-            out[key] = users.credentials_secret(
-                ctx.name, ctx.namespace, r, ctx.endpoint, fingerprint
-            )
+            out[key] = _credentials(ctx.name, ctx.namespace, r, ctx.endpoint, fingerprint)
         elif (kept := ctx.observed.keep(key)) is not None:
             out[key] = kept
     if connection is not None and not any(r.problem for r in resolved):
@@ -218,15 +221,11 @@ def _users(  # noqa: PLR0917
             "scripts": _digest_of(scripts_cm["data"]),
             "control": control.password,
         }
-        out[names.USER_SYNC] = jobs.user_sync(
-            xr=ctx.name,
-            namespace=ctx.namespace,
+        out[names.USER_SYNC] = _sync_job(
+            ctx,
             digest=users.sync_digest(control.hmac_key, resolved, settings),
-            image=ctx.inp.kopiaImage,
-            uid=ctx.inp.runAsUser,
             connection=connection,
-            users=resolved,
-            endpoint=ctx.endpoint,
+            sources=tuple((r.secret_name, r.user.identity) for r in resolved),
             fingerprint=fingerprint,
             control_secret=control.secret["metadata"]["name"],
             control_username=control.username,
@@ -237,7 +236,71 @@ def _users(  # noqa: PLR0917
     return out
 
 
-def emit(rsp: fnv1.RunFunctionResponse, observed: Observed, desired: dict[str, dict]) -> None:
+def _credentials(
+    xr: str, namespace: str, r: users.Resolved, endpoint: str, fingerprint: str
+) -> Built:
+    return _credentials_cached(
+        xr, namespace, r.user, r.secret_name, r.password, endpoint, fingerprint
+    )
+
+
+@functools.lru_cache(maxsize=8192)
+def _credentials_cached(  # noqa: PLR0917 - the cache key
+    xr: str,
+    namespace: str,
+    user: User,
+    secret_name: str,
+    password: str | None,
+    endpoint: str,
+    fingerprint: str,
+) -> Built:
+    resolved = users.Resolved(user, secret_name, password)
+    return build(users.credentials_secret(xr, namespace, resolved, endpoint, fingerprint))
+
+
+def _sync_job(ctx: Context, **kwargs: object) -> Built:
+    return _sync_job_cached(
+        ctx.name, ctx.namespace, ctx.inp.kopiaImage, ctx.inp.runAsUser, ctx.endpoint, **kwargs
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _sync_job_cached(
+    xr: str,
+    namespace: str,
+    image: str,
+    uid: int,
+    endpoint: str,
+    *,
+    digest: str,
+    connection: repository.Connection,
+    sources: tuple[tuple[str, str], ...],
+    fingerprint: str,
+    control_secret: str,
+    control_username: str,
+    scripts_config_map: str,
+) -> Built:
+    return build(
+        jobs.user_sync(
+            xr=xr,
+            namespace=namespace,
+            digest=digest,
+            image=image,
+            uid=uid,
+            connection=connection,
+            sources=sources,
+            endpoint=endpoint,
+            fingerprint=fingerprint,
+            control_secret=control_secret,
+            control_username=control_username,
+            scripts_config_map=scripts_config_map,
+        )
+    )
+
+
+def emit(
+    rsp: fnv1.RunFunctionResponse, observed: Observed, desired: dict[str, dict | Built]
+) -> None:
     """Put the desired resources into the response and mark the ready ones.
 
     A resource is ready when the observed object has the desired name (a re-issued Job
@@ -245,11 +308,17 @@ def emit(rsp: fnv1.RunFunctionResponse, observed: Observed, desired: dict[str, d
     """
     for key, manifest in desired.items():
         r = rsp.desired.resources[key]
-        resource.update(r, manifest)
-        obs = observed.get(key)
-        same = status.observed_name(obs) == manifest["metadata"]["name"]
-        if same and status.ready(manifest["kind"], obs):
-            r.ready = fnv1.READY_TRUE
+        if isinstance(manifest, Built):
+            r.resource.MergeFromString(manifest.struct)
+            kind, name = manifest.kind, manifest.name
+        else:
+            resource.update(r, manifest)
+            kind, name = manifest["kind"], manifest["metadata"]["name"]
+        if observed.name(key) != name:
+            continue
+        if kind in ("Deployment", "Job") and not status.ready(kind, observed.get(key)):
+            continue
+        r.ready = fnv1.READY_TRUE
 
 
 def _server_condition(conditions: Conditions, ctx: Context) -> None:
@@ -279,13 +348,22 @@ def _server_condition(conditions: Conditions, ctx: Context) -> None:
 # ---------------------------------------------------------------------------- steps
 
 
-def _spec(xr: dict) -> BSLSSpec:
+def _spec(observed: Observed) -> BSLSSpec:
+    parsed = _parse_spec(observed.xr_spec_bytes())
+    if isinstance(parsed, str):
+        raise InputError(parsed)
+    return parsed
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_spec(spec: bytes) -> BSLSSpec | str:
+    """Validate a spec once per distinct spec (the key is its serialized Struct)."""
+    value = struct_pb2.Value()
+    value.ParseFromString(spec)
     try:
-        return BSLSSpec.model_validate(normalise(user_spec(xr.get("spec") or {})))
+        return BSLSSpec.model_validate(normalise(user_spec(json_format.MessageToDict(value))))
     except pydantic.ValidationError as e:
-        raise InputError(
-            f"invalid BackupStorageLocationServer: {describe_error(e, 'spec')}"
-        ) from None
+        return f"invalid BackupStorageLocationServer: {describe_error(e, 'spec')}"
 
 
 def _require(
@@ -549,11 +627,14 @@ def _control(ctx: Context) -> Control:
 
 
 def _observed_credentials(ctx: Context) -> dict[str, dict]:
+    """The generated passwords kept in the observed credentials Secrets."""
     out = {}
     for user in ctx.spec.users:
-        found = ctx.observed.get(names.credentials_key(user.identity))
+        if user.passwordSecretRef is not None:
+            continue
+        found = ctx.observed.secret_value(names.credentials_key(user.identity), "password")
         if found is not None:
-            out[user.identity] = found
+            out[user.identity] = {"data": {"password": found}}
     return out
 
 
@@ -571,8 +652,9 @@ def _password_secrets(ctx: Context) -> dict[str, dict | None]:
 
 
 def _users_condition(
-    conditions: Conditions, ctx: Context, job: dict | None, problems: list[str], syncing: bool
+    conditions: Conditions, ctx: Context, job_name: str | None, problems: list[str]
 ) -> None:
+    """Say which sync is in force, or why none is. `job_name` is the Job composed now."""
     count = len(ctx.spec.users)
     obs = ctx.observed.get(names.USER_SYNC)
     if problems:
@@ -584,7 +666,7 @@ def _users_condition(
             + ". Users are kept as the last good sync left them until this is fixed.",
         )
         return
-    if not syncing or job is None:
+    if job_name is None:
         conditions.set(
             status.USERS_SYNCED,
             False,
@@ -592,8 +674,7 @@ def _users_condition(
             "Users are synced once the repository is Ready and TLS is in place.",
         )
         return
-    job_name = job["metadata"]["name"]
-    namespace = job["metadata"]["namespace"]
+    namespace = ctx.namespace
     same = status.observed_name(obs) == job_name
     if same and status.job_complete(obs):
         conditions.set(

@@ -1,13 +1,15 @@
 """Reading a RunFunctionRequest: the XR, what was composed before, what was required.
 
-Converting protobuf Structs to dicts is the costliest step of a call, so each observed
-resource is converted once, on first use.
+Converting protobuf Structs to dicts is the costliest step of a call, so the function
+converts only the parts it reads, once, on first use; hot fields (a Secret's password)
+are read from the Struct directly.
 """
 
 from __future__ import annotations
 
 import crossplane.function.proto.v1.run_function_pb2 as fnv1
 from crossplane.function import request, resource
+from google.protobuf import json_format, struct_pb2
 
 # Metadata the API server owns; never sent back as desired state.
 _SERVER_METADATA = (
@@ -36,26 +38,98 @@ def normalise(value: object) -> object:
     return value
 
 
+def _plain(value: struct_pb2.Value) -> object:
+    """A protobuf Value as plain data (a dict for a Struct)."""
+    return json_format.MessageToDict(value)
+
+
 class Observed:
     """Lazy, cached access to the observed and required resources of one request."""
 
     def __init__(self, req: fnv1.RunFunctionRequest) -> None:
         self._req = req
         self._resources: dict[str, dict | None] = {}
+        self._xr: dict | None = None
 
     @property
     def xr(self) -> dict:
-        """The observed composite resource."""
-        return resource.struct_to_dict(self._req.observed.composite.resource)
+        """The observed composite resource, without its spec (see `xr_spec`)."""
+        if self._xr is None:
+            fields = self._req.observed.composite.resource.fields
+            self._xr = {
+                k: _plain(fields[k])
+                for k in ("apiVersion", "kind", "metadata", "status")
+                if k in fields
+            }
+        return self._xr
+
+    def xr_spec_bytes(self) -> bytes:
+        """The XR's spec, serialized deterministically: a cache key for its validation."""
+        fields = self._req.observed.composite.resource.fields
+        if "spec" not in fields:
+            return b""
+        return fields["spec"].SerializeToString(deterministic=True)
+
+    def xr_spec(self) -> object:
+        """The XR's spec as plain data."""
+        fields = self._req.observed.composite.resource.fields
+        return _plain(fields["spec"]) if "spec" in fields else {}
+
+    def secret_value(self, key: str, data_key: str) -> str | None:
+        """`data[data_key]` (still base64) of an observed Secret, read without converting it."""
+        found = self._req.observed.resources.get(key)
+        if found is None:
+            return None
+        fields = found.resource.fields
+        if "data" not in fields or not fields["data"].HasField("struct_value"):
+            return None
+        data = fields["data"].struct_value.fields
+        if data_key not in data or not data[data_key].HasField("string_value"):
+            return None
+        return data[data_key].string_value
+
+    def name(self, key: str) -> str:
+        """The name of an observed composed resource, or an empty string."""
+        found = self._req.observed.resources.get(key)
+        if found is None or "metadata" not in found.resource.fields:
+            return ""
+        meta = found.resource.fields["metadata"].struct_value.fields
+        return meta["name"].string_value if "name" in meta else ""
 
     def get(self, key: str) -> dict | None:
-        """An observed composed resource by composition-resource-name, or None."""
+        """An observed composed resource by composition-resource-name, or None.
+
+        Only what the function reads is converted: the name, namespace and annotations,
+        the status, and a Secret's or ConfigMap's data. A Job's spec with a thousand
+        volumes, or server-owned metadata such as managedFields, is never touched.
+        `keep` returns the whole object.
+        """
         if key not in self._resources:
-            found = self._req.observed.resources.get(key)
-            self._resources[key] = (
-                resource.struct_to_dict(found.resource) if found is not None else None
-            )
+            self._resources[key] = self._summary(key)
         return self._resources[key]
+
+    def _summary(self, key: str) -> dict | None:
+        found = self._req.observed.resources.get(key)
+        if found is None:
+            return None
+        fields = found.resource.fields
+        out: dict = {}
+        for part in ("apiVersion", "kind", "type"):
+            if part in fields:
+                out[part] = fields[part].string_value
+        if "metadata" in fields:
+            meta = fields["metadata"].struct_value.fields
+            out["metadata"] = {
+                k: resource.struct_to_dict(meta[k].struct_value)
+                if meta[k].HasField("struct_value")
+                else meta[k].string_value
+                for k in ("name", "namespace", "annotations")
+                if k in meta
+            }
+        for part in ("status", "data"):
+            if part in fields and fields[part].HasField("struct_value"):
+                out[part] = resource.struct_to_dict(fields[part].struct_value)
+        return out
 
     def keys(self) -> list[str]:
         """The composition-resource-names of everything observed."""
@@ -80,9 +154,10 @@ class Observed:
         observed object keeps it (Crossplane deletes what a function leaves out) without
         changing it. Status and server-owned metadata are dropped.
         """
-        found = self.get(key)
-        if found is None:
+        wrapped = self._req.observed.resources.get(key)
+        if wrapped is None:
             return None
+        found = resource.struct_to_dict(wrapped.resource)
         kept = {k: v for k, v in found.items() if k != "status"}
         meta = dict(found.get("metadata") or {})
         for field in _SERVER_METADATA:

@@ -9,6 +9,7 @@ by reference (`secretKeyRef` or a Secret volume), never as literal values.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 
@@ -26,9 +27,13 @@ S3_CA_DIR = "/etc/bsls/s3-ca"
 REPOSITORY_PATH_ENV = "BSLS_REPOSITORY_PATH"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Connection:
-    """Everything a container needs to connect to the repository directly."""
+    """Everything a container needs to connect to the repository directly.
+
+    Two connections are equal when their settings are (see `digest`), so a Connection
+    can key a cache.
+    """
 
     backend: str
     args: tuple[str, ...]  # appended to `kopia repository connect`
@@ -37,13 +42,19 @@ class Connection:
     mounts: tuple[dict, ...]
     location: str  # for display: s3://bucket/prefix, /path on pvc, ...
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         """A digest of the connection settings (names and references only, no secrets)."""
         doc = json.dumps(
             [self.args, self.env, self.volumes, self.mounts], sort_keys=True, separators=(",", ":")
         )
         return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Connection) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
 
 
 def _secret_env(name: str, secret: str, key: str, *, optional: bool = False) -> dict:

@@ -238,7 +238,7 @@ def test_sync_job_mounts_passwords_as_files_and_has_no_ttl() -> None:
         image="kopia/kopia:0.23.1",
         uid=65532,
         connection=conn({"filesystem": {"persistentVolumeClaim": {"claimName": "repo"}}}),
-        users=[resolved("a@h", "pw-1")],
+        sources=(("srv-a-h", "a@h"),),
         endpoint="https://srv.ns.svc:51515",
         fingerprint="ff" * 32,
         control_secret="srv-control",

@@ -7,7 +7,6 @@ import hashlib
 from function import names, pods
 from function.repository import Connection
 from function.resources.meta import labels, metadata
-from function.users import Resolved
 
 USERS_DIR = "/etc/bsls/users"
 JOB_RESOURCES = {
@@ -32,15 +31,18 @@ def _job(name: str, namespace: str, xr: str, component: str, pod: dict) -> dict:
     }
 
 
-def users_volume(users: list[Resolved]) -> dict:
-    """One file per identity holding its password, projected from the credentials Secrets."""
-    if not users:
+def users_volume(sources: tuple[tuple[str, str], ...]) -> dict:
+    """One file per identity holding its password, projected from the credentials Secrets.
+
+    `sources` lists (credentials Secret name, identity) pairs.
+    """
+    if not sources:
         return {"name": "users", "emptyDir": {}}
-    sources = [
-        {"secret": {"name": r.secret_name, "items": [{"key": "password", "path": r.user.identity}]}}
-        for r in users
+    projected = [
+        {"secret": {"name": secret, "items": [{"key": "password", "path": identity}]}}
+        for secret, identity in sources
     ]
-    return {"name": "users", "projected": {"sources": sources, "defaultMode": 0o440}}
+    return {"name": "users", "projected": {"sources": projected, "defaultMode": 0o440}}
 
 
 def user_sync(
@@ -51,7 +53,7 @@ def user_sync(
     image: str,
     uid: int,
     connection: Connection,
-    users: list[Resolved],
+    sources: tuple[tuple[str, str], ...],
     endpoint: str,
     fingerprint: str,
     control_secret: str,
@@ -83,7 +85,7 @@ def user_sync(
     volumes = [
         *pods.scratch_volumes(),
         pods.scripts_volume(scripts_config_map),
-        users_volume(users),
+        users_volume(sources),
         *connection.volumes,
     ]
     pod = pods.pod_spec(uid=uid, containers=[container], volumes=volumes, restart_policy="Never")
