@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: all venv tools render render-all generate test unit lint e2e clean
+.PHONY: all venv tools render render-all generate test unit lint e2e fuzz load clean
 
 all: test
 
@@ -47,6 +47,14 @@ e2e: venv tools
 ## test: lint, unit, render and end-to-end tests.
 test: venv tools lint
 	$(PY) -m pytest -q tests
+
+## fuzz: the deep property run (at least 10,000 examples per property).
+fuzz: venv
+	HYPOTHESIS_PROFILE=deep $(PY) -m pytest -q tests/test_properties.py
+
+## load: 10,000 calls from 64 concurrent callers against the real gRPC server.
+load: venv
+	$(PY) -m pytest -q -s tests/test_load.py
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .ruff_cache

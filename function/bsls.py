@@ -21,6 +21,7 @@ import datetime
 import functools
 import hashlib
 import hmac
+import re
 
 import pydantic
 from crossplane.function import resource, response
@@ -31,6 +32,7 @@ from function import names, repository, status, tls, users
 from function.models import BSLRSpec, BSLSSpec, FunctionInput, User, describe_error, user_spec
 from function.observed import Observed, normalise
 from function.resources import jobs, secrets, server
+from function.safe import mapping, text
 from function.status import Conditions
 from function.structs import Built, build
 from function.tenancy import CLAIM_NAMESPACE_LABEL, InputError, belongs, in_namespace, tenant_name
@@ -107,7 +109,7 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
     ctx = Context(
         name, namespace, spec, inp, observed, port, server.endpoint(name, namespace, port)
     )
-    previous = xr.get("status") if isinstance(xr.get("status"), dict) else {}
+    previous = _previous_status(xr)
     conditions = Conditions()
 
     # 2. Repository.
@@ -150,8 +152,8 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
     emit(rsp, observed, desired)
     xr_status = {
         "endpoint": ctx.endpoint,
-        "tlsFingerprint": served.fingerprint or str(previous.get("tlsFingerprint", "")),
-        "certificateNotAfter": served.not_after or str(previous.get("certificateNotAfter", "")),
+        "tlsFingerprint": served.fingerprint or previous["tlsFingerprint"],
+        "certificateNotAfter": served.not_after or previous["certificateNotAfter"],
         "userCount": len(resolved),
         "users": [
             {"identity": r.user.identity, "credentialsSecretName": r.secret_name} for r in resolved
@@ -348,6 +350,15 @@ def _server_condition(conditions: Conditions, ctx: Context) -> None:
 # ---------------------------------------------------------------------------- steps
 
 
+def _previous_status(xr: dict) -> dict[str, str]:
+    """What the XR's status said before: re-published when this call cannot know better."""
+    fingerprint = text(xr, "status", "tlsFingerprint")
+    return {
+        "tlsFingerprint": fingerprint if re.fullmatch(r"[0-9a-f]{64}", fingerprint) else "",
+        "certificateNotAfter": text(xr, "status", "certificateNotAfter"),
+    }
+
+
 def _spec(observed: Observed) -> BSLSSpec:
     parsed = _parse_spec(observed.xr_spec_bytes())
     if isinstance(parsed, str):
@@ -400,8 +411,8 @@ def _require(
         )
     # Every server of the tenant, to refuse a second server on the same repository.
     # Legacy XRs are cluster-scoped: find them by the claim namespace they carry.
-    api_version, kind = str(xr.get("apiVersion", "")), str(xr.get("kind", ""))
-    if (xr.get("metadata") or {}).get("namespace"):
+    api_version, kind = text(xr, "apiVersion"), text(xr, "kind")
+    if text(xr, "metadata", "namespace"):
         response.require_resources(rsp, names.REQ_SERVERS, api_version, kind, namespace=namespace)
     else:
         response.require_resources(
@@ -424,7 +435,7 @@ def _repository(ctx: Context, xr: dict) -> Repo:
             "spec.repositoryRef.name. A running server is left as it is.",
         )
     try:
-        bslr_spec = BSLRSpec.model_validate(normalise(user_spec(bslr.get("spec") or {})))
+        bslr_spec = BSLRSpec.model_validate(normalise(user_spec(mapping(bslr, "spec"))))
     except pydantic.ValidationError as e:
         return Repo(
             None,
@@ -458,15 +469,13 @@ def _repository_owner(ctx: Context, xr: dict) -> str | None:
     Users live in the repository, so only one server may manage them: the oldest one
     (by creation time, then name) wins.
     """
-    meta = xr.get("metadata") or {}
-    mine = (str(meta.get("creationTimestamp", "")), str(meta.get("name", "")))
+    mine = (text(xr, "metadata", "creationTimestamp"), text(xr, "metadata", "name"))
     older = []
     for other in ctx.observed.required_all(names.REQ_SERVERS):
         if not belongs(other, ctx.namespace):
             continue
-        other_meta = other.get("metadata") or {}
-        ref = ((other.get("spec") or {}).get("repositoryRef") or {}).get("name")
-        key = (str(other_meta.get("creationTimestamp", "")), str(other_meta.get("name", "")))
+        ref = text(other, "spec", "repositoryRef", "name")
+        key = (text(other, "metadata", "creationTimestamp"), text(other, "metadata", "name"))
         if ref == ctx.spec.repositoryRef.name and key < mine and key[1] != mine[1]:
             older.append(key)
     return min(older)[1] if older else None
@@ -476,7 +485,7 @@ def _decode(secret: dict | None, *keys: str) -> tuple[bytes, ...] | None:
     """Decode Secret keys; missing or broken data decodes to b"" (unusable, not absent)."""
     if secret is None:
         return None
-    data = secret.get("data") if isinstance(secret.get("data"), dict) else {}
+    data = mapping(secret, "data")
     out = []
     for key in keys:
         try:
@@ -508,7 +517,7 @@ def _tls(ctx: Context, now: datetime.datetime, previous: dict) -> ServedTLS:
         renew_before=datetime.timedelta(days=inp.renew_before_days),
     )
     ca_secret = secrets.tls_ca(name, namespace, plan.ca)
-    old_pin = str(previous.get("tlsFingerprint", ""))
+    old_pin = previous["tlsFingerprint"]
     regenerated = ca_secret["metadata"].setdefault("annotations", {})
     if plan.event == "ca-regenerated":
         regenerated["dataprotection.bsls.dev/regenerated-at"] = tls.rfc3339(now)
@@ -570,8 +579,8 @@ def _brought_tls(
     observed: Observed, secret_name: str, namespace: str, now: datetime.datetime, previous: dict
 ) -> ServedTLS:
     ref = f"Secret {namespace}/{secret_name} (spec.tls.secretRef)"
-    kept_fp = str(previous.get("tlsFingerprint", ""))
-    kept_after = str(previous.get("certificateNotAfter", ""))
+    kept_fp = previous["tlsFingerprint"]
+    kept_after = previous["certificateNotAfter"]
     secret = in_namespace(observed.required(names.REQ_TLS_SECRET), namespace)
     if secret is None:
         return ServedTLS(

@@ -18,6 +18,7 @@ from function import bslr, bsls
 from function.clock import Clock, system_clock
 from function.models import FunctionInput, describe_error
 from function.observed import Observed, normalise
+from function.safe import text
 from function.tenancy import InputError, tenant_namespace
 
 
@@ -52,11 +53,11 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
             xr = observed.xr
             inp = function_input(req)
             namespace = tenant_namespace(xr)
-            name = str((xr.get("metadata") or {}).get("name", ""))
-            log = self.log.bind(kind=xr.get("kind"), namespace=namespace, name=name)
+            name = text(xr, "metadata", "name")
+            log = self.log.bind(kind=text(xr, "kind"), namespace=namespace, name=name)
             kind = inp.compose
             if kind == "auto":
-                kind = "repository" if xr.get("kind") == inp.repositoryKind else "server"
+                kind = "repository" if text(xr, "kind") == inp.repositoryKind else "server"
             if kind == "repository":
                 bslr.compose(req, rsp, observed, inp, namespace)
             else:

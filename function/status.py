@@ -10,6 +10,8 @@ import dataclasses
 
 from crossplane.function.resource import Condition
 
+from function.safe import dig, text
+
 # Condition types.
 REPOSITORY_READY = "RepositoryReady"
 TLS_READY = "TLSReady"
@@ -19,9 +21,8 @@ INITIALIZED = "Initialized"
 
 
 def _condition(obj: dict | None, typ: str) -> dict | None:
-    if not obj:
-        return None
-    for c in (obj.get("status") or {}).get("conditions") or []:
+    conditions = dig(obj, "status", "conditions")
+    for c in conditions if isinstance(conditions, list) else []:
         if isinstance(c, dict) and c.get("type") == typ:
             return c
     return None
@@ -43,8 +44,10 @@ def deployment_available(obj: dict | None) -> bool:
     """A Deployment is ready when it reports Available and has an available replica."""
     if not obj:
         return False
-    available = (obj.get("status") or {}).get("availableReplicas") or 0
-    return condition_true(obj, "Available") and available >= 1
+    available = dig(obj, "status", "availableReplicas")
+    return (
+        condition_true(obj, "Available") and isinstance(available, int | float) and available >= 1
+    )
 
 
 def job_complete(obj: dict | None) -> bool:
@@ -59,7 +62,7 @@ def job_failed(obj: dict | None) -> bool:
 
 def observed_name(obj: dict | None) -> str:
     """The name of an observed object, or an empty string."""
-    return str(((obj or {}).get("metadata") or {}).get("name", "")) if obj else ""
+    return text(obj, "metadata", "name")
 
 
 def ready(kind: str, obj: dict | None) -> bool:

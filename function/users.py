@@ -41,7 +41,7 @@ def generate_password() -> str:
 
 def secret_value(secret: dict, key: str, what: str) -> str:
     """Decode `data[key]` of an observed Secret, or raise ValueError saying what is wrong."""
-    data = secret.get("data")
+    data = secret.get("data") if isinstance(secret, dict) else None
     if not isinstance(data, dict) or key not in data:
         msg = f"{what} has no key {key!r}"
         raise ValueError(msg)

@@ -48,6 +48,11 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> Non
 
 def start_function(*args: str) -> str:
     """Start `python -m function.main --insecure` on a free port; stopped at exit."""
+    return start_function_process(*args)[0]
+
+
+def start_function_process(*args: str) -> tuple[str, subprocess.Popen]:
+    """Like start_function, also returning the process (to watch its memory)."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "function.main", "--insecure", f"--address=127.0.0.1:{port}", *args],
@@ -57,7 +62,16 @@ def start_function(*args: str) -> str:
     )
     atexit.register(_stop, proc)
     wait_for_port(port, proc)
-    return f"127.0.0.1:{port}"
+    return f"127.0.0.1:{port}", proc
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process, in KiB (from /proc)."""
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    msg = f"no VmRSS for pid {pid}"
+    raise RuntimeError(msg)
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -1,0 +1,99 @@
+"""Load: the real gRPC server answers every call of many concurrent callers, in bounded memory.
+
+LOAD_REQUESTS (default 10,000) calls from 64 threads, a mix of settled servers with 10
+users, invalid specs, and settled servers with 1,000 users. Every response must be valid,
+no call may fail in transport, and resident memory must not grow between the first and
+the second half of the run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import threading
+
+import grpc
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
+
+from tests import helpers as h
+from tests import procs
+
+REQUESTS = int(os.environ.get("LOAD_REQUESTS", "10000"))
+CALLERS = 64
+MB = 1024 * 1024
+
+
+def settled_request(users: int) -> fnv1.RunFunctionRequest:
+    xr = h.example("bsls.yaml")
+    xr["spec"]["users"] = [{"username": f"u{i}", "hostname": f"vm-{i}"} for i in range(users)]
+    runner = h.FunctionRunner(clock=h.Clock())
+    first = h.reconcile(xr, runner=runner)
+    observed = h.as_observed(first)
+    pool = h.required_pool()
+    probe = runner.run(h.request(xr, observed=observed))
+    required = {n: h.select(pool, sel) for n, sel in probe.requirements.resources.items()}
+    return h.request(xr, observed=observed, required=required)
+
+
+def invalid_request() -> fnv1.RunFunctionRequest:
+    xr = h.example("bsls.yaml")
+    xr["spec"]["users"] = [{"username": "Not Valid", "hostname": 7}]
+    return h.request(xr)
+
+
+def test_many_concurrent_calls() -> None:
+    address, proc = procs.start_function_process()
+    kinds = {
+        "small": settled_request(10),
+        "invalid": invalid_request(),
+        "large": settled_request(1000),
+    }
+    assert kinds["large"].ByteSize() < 4 * MB
+    # 1 in 100 calls carries 1,000 users; a third of the rest are invalid.
+    plan = [
+        "large" if i % 100 == 0 else ("invalid" if i % 3 == 0 else "small") for i in range(REQUESTS)
+    ]
+    local = threading.local()
+    errors: list[str] = []
+    rss: dict[str, int] = {}
+
+    def call(i: int) -> str:
+        if not hasattr(local, "stub"):
+            channel = grpc.insecure_channel(
+                address,
+                options=[
+                    ("grpc.max_receive_message_length", 4 * MB),
+                    ("grpc.max_send_message_length", 4 * MB),
+                ],
+            )
+            local.stub = grpcv1.FunctionRunnerServiceStub(channel)
+        kind = plan[i]
+        req = fnv1.RunFunctionRequest()
+        req.CopyFrom(kinds[kind])
+        req.meta.tag = f"call-{i}"  # every request differs, as resource versions do
+        rsp = local.stub.RunFunction(req, timeout=60)
+        if rsp.meta.tag != req.meta.tag:
+            errors.append(f"call {i}: tag {rsp.meta.tag!r}")
+        fatal = [r for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
+        if kind == "invalid":
+            if len(fatal) != 1 or "spec.users[0].username" not in fatal[0].message:
+                errors.append(f"call {i}: invalid spec answered {rsp.results}")
+        elif fatal or len(rsp.desired.resources) < (10 if kind == "small" else 1000):
+            errors.append(f"call {i}: {kind} answered {len(rsp.desired.resources)} resources")
+        if i == REQUESTS // 2:
+            rss["half"] = procs.rss_kib(proc.pid)
+        return kind
+
+    rss["start"] = procs.rss_kib(proc.pid)
+    with concurrent.futures.ThreadPoolExecutor(CALLERS) as pool:
+        done = list(pool.map(call, range(REQUESTS)))
+    rss["end"] = procs.rss_kib(proc.pid)
+    assert len(done) == REQUESTS
+    assert errors == []
+    print(
+        f"\nload: {REQUESTS} calls, RSS KiB "
+        f"start={rss['start']} half={rss['half']} end={rss['end']}"
+    )
+    # Flat: the second half may not add more than 10% over the first half's peak.
+    assert rss["end"] <= rss["half"] * 1.10 + 2048, rss
