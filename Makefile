@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: all venv tools render render-all generate test unit lint e2e fuzz load clean
+.PHONY: all venv tools render render-all generate test unit lint e2e fuzz load bench clean
 
 all: test
 
@@ -34,8 +34,8 @@ generate: venv
 	$(PY) hack/gen_legacy.py
 
 lint: venv
-	$(VENV)/bin/ruff check function tests
-	$(VENV)/bin/ruff format --check function tests
+	$(VENV)/bin/ruff check function tests bench hack
+	$(VENV)/bin/ruff format --check function tests bench hack
 	$(VENV)/bin/shellcheck -s sh function/scripts/*.sh hack/*.sh .ci/run
 
 unit: venv
@@ -47,6 +47,10 @@ e2e: venv tools
 ## test: lint, unit, render and end-to-end tests.
 test: venv tools lint
 	$(PY) -m pytest -q tests
+
+## bench: this function beside a no-op function on the same SDK; writes docs/performance.md.
+bench: venv
+	$(PY) -m bench.bench --write docs/performance.md
 
 ## fuzz: the deep property run (at least 10,000 examples per property).
 fuzz: venv

@@ -246,7 +246,7 @@ def _credentials(
     )
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=4096)
 def _credentials_cached(  # noqa: PLR0917 - the cache key
     xr: str,
     namespace: str,

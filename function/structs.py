@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from crossplane.function import resource
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,8 +24,10 @@ class Built:
 
 def build(manifest: dict) -> Built:
     """Serialize a manifest once."""
+    composed = fnv1.Resource()
+    resource.update(composed, manifest)
     return Built(
         kind=manifest["kind"],
         name=manifest["metadata"]["name"],
-        struct=resource.dict_to_struct(manifest).SerializeToString(deterministic=True),
+        struct=composed.resource.SerializeToString(deterministic=True),
     )

@@ -16,10 +16,12 @@ import sys
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
 class _Dumper(yaml.SafeDumper):
     """Writes repeated values out in full: no anchors or aliases in generated YAML."""
 
-    def ignore_aliases(self, data: object) -> bool:
+    def ignore_aliases(self, data: object) -> bool:  # noqa: ARG002 - the base signature
         return True
 
 
