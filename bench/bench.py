@@ -177,8 +177,9 @@ def main() -> int:
                 bt = throughput(floor, req, n * 2)
                 rows.append((users, phase, size, f50, f99, b50, b99, ft, bt))
                 print(
-                    f"{users:>5} {phase:>4}: p50 {f50:7.2f} ms (floor {b50:6.2f}, x{f50 / b50:4.1f}) "
-                    f"p99 {f99:7.2f} ms  {ft:7.0f}/s (floor {bt:6.0f}/s)",
+                    f"{users:>5} {phase:>4}: p50 {f50:7.2f} ms "
+                    f"(floor {b50:6.2f}, x{f50 / b50:4.1f}) p99 {f99:7.2f} ms "
+                    f"{ft:7.0f}/s (floor {bt:6.0f}/s)",
                     flush=True,
                 )
         rss = (fn.peak_rss_mib(), floor.peak_rss_mib())
