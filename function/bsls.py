@@ -148,7 +148,7 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
     _users_condition(conditions, ctx, job_name if syncing else None, problems)
 
     # 6. Status and readiness.
-    _server_condition(conditions, ctx)
+    _server_condition(conditions, ctx, composed=connection is not None)
     emit(rsp, observed, desired)
     xr_status = {
         "endpoint": ctx.endpoint,
@@ -323,12 +323,19 @@ def emit(
         r.ready = fnv1.READY_TRUE
 
 
-def _server_condition(conditions: Conditions, ctx: Context) -> None:
+def _server_condition(conditions: Conditions, ctx: Context, *, composed: bool) -> None:
     obs = ctx.observed.get(names.SERVER)
     deployment = f"{ctx.namespace}/{names.server(ctx.name)}"
     if status.deployment_available(obs):
         conditions.set(
             status.SERVER_AVAILABLE, True, "Available", f"The server answers at {ctx.endpoint}."
+        )
+    elif obs is None and composed:
+        conditions.set(
+            status.SERVER_AVAILABLE,
+            False,
+            "Deploying",
+            f"Deployment {deployment} is being created.",
         )
     elif obs is None:
         conditions.set(

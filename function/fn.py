@@ -8,6 +8,9 @@ and whatever already runs is kept as it is.
 
 from __future__ import annotations
 
+import pathlib
+import traceback
+
 import grpc
 import pydantic
 from crossplane.function import logging, resource, response
@@ -65,9 +68,14 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
             log.debug("composed", resources=len(rsp.desired.resources))
         except InputError as e:
             response.fatal(rsp, str(e))
-        except Exception as e:
-            self.log.exception("unexpected error")
-            # The type only: an exception's text could quote data from a Secret.
+        except Exception as e:  # the last line of defence: never fail the RPC
+            # Where it happened and its type, not its text, which could quote a Secret.
+            frame = traceback.extract_tb(e.__traceback__)[-1]
+            self.log.error(
+                "unexpected error",
+                error=type(e).__name__,
+                at=f"{pathlib.Path(frame.filename).name}:{frame.lineno} in {frame.name}",
+            )
             response.fatal(
                 rsp, f"function-bsls hit an unexpected error ({type(e).__name__}); see its logs"
             )

@@ -270,7 +270,8 @@ class BSLSSpec(Strict):
     """The spec of a BackupStorageLocationServer."""
 
     repositoryRef: LocalRef
-    users: list[User] = Field(default_factory=list, max_length=5000)
+    # 2,000 users keep requests and responses well inside gRPC's default 4 MiB.
+    users: list[User] = Field(default_factory=list, max_length=2000)
     tls: TLSSpec = Field(default_factory=TLSSpec)
     service: ServiceSpec = Field(default_factory=ServiceSpec)
     networkPolicy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)

@@ -31,4 +31,5 @@ done
 "$root/.tools/bin/crossplane" render "$xr" "$composition" "$root/examples/functions.yaml" \
   --required-resources="$required" \
   --xrd="$(dirname "$composition")/definition.yaml" \
+  --function-annotations="render.crossplane.io/runtime-development-target=127.0.0.1:$port" \
   --include-full-xr

@@ -206,7 +206,11 @@ def test_network_policy_admits_the_kopia_port_from_the_given_peers() -> None:
     np = server.network_policy("srv", "ns", spec(networkPolicy={"from": peers}))
     [rule] = np["spec"]["ingress"]
     assert rule["ports"] == [{"port": server.CONTAINER_PORT, "protocol": "TCP"}]
-    assert rule["from"] == peers
+    sync_pods = {
+        "app.kubernetes.io/instance": "srv",
+        "app.kubernetes.io/component": "user-sync",
+    }
+    assert rule["from"] == [*peers, {"podSelector": {"matchLabels": sync_pods}}]
     assert np["spec"]["policyTypes"] == ["Ingress"]
     open_np = server.network_policy("srv", "ns", spec())
     assert "from" not in open_np["spec"]["ingress"][0]

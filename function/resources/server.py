@@ -130,11 +130,17 @@ def service(xr: str, namespace: str, spec: BSLSSpec, port: int) -> dict:
 
 
 def network_policy(xr: str, namespace: str, spec: BSLSSpec) -> dict:
-    """Admit traffic to the Kopia port only, from the configured sources (any if none)."""
+    """Admit traffic to the Kopia port only, from the configured sources (any if none).
+
+    When sources are listed, the server's own user-sync pods are admitted too: they ask
+    the server to re-read its users after every sync.
+    """
     rule: dict = {"ports": [{"port": CONTAINER_PORT, "protocol": "TCP"}]}
     peers = [peer.model_dump(exclude_none=True, by_alias=True) for peer in spec.networkPolicy.from_]
     if peers:
-        rule["from"] = peers
+        sync = labels(xr, "user-sync")
+        sync_selector = {k: sync[k] for k in ("app.kubernetes.io/instance", names.LABEL_COMPONENT)}
+        rule["from"] = [*peers, {"podSelector": {"matchLabels": sync_selector}}]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

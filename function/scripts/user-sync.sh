@@ -60,18 +60,27 @@ fi
 
 # The server loads users when its view of the repository refreshes; ask it to refresh
 # now. The control password arrives in KOPIA_SERVER_PASSWORD, which on a client names
-# the control user's password. Retry while the server is (re)starting.
+# the control user's password. While the server cannot be reached (it is starting, or not
+# deployed yet) retry; if it never answers, it loads the users when it starts. A server
+# that answers but refuses (wrong fingerprint or control password) fails the Job.
 attempts=${BSLS_REFRESH_ATTEMPTS:-30}
+errors=${TMPDIR:-/tmp}/refresh.err
 i=1
 while :; do
   if kopia server refresh \
       --address="${BSLS_SERVER_URL}" \
       --server-cert-fingerprint="${BSLS_SERVER_FINGERPRINT:?}" \
-      --server-control-username="${BSLS_CONTROL_USERNAME:?}"; then
+      --server-control-username="${BSLS_CONTROL_USERNAME:?}" 2>"$errors"; then
     echo "the server re-read its users"
     exit 0
   fi
+  if ! grep -qiE "connection refused|no such host|i/o timeout|timed out|connection reset|EOF|no route to host" "$errors"; then
+    cat "$errors" >&2
+    echo "the server refused the refresh: check the control Secret and the fingerprint" >&2
+    exit 1
+  fi
   if [ "$i" -ge "$attempts" ]; then
+    cat "$errors" >&2
     echo "the server did not answer; it loads the users when it starts or at its next refresh" >&2
     exit 0
   fi
