@@ -47,7 +47,11 @@ def compose(
         connection=connection,
         scripts_config_map=scripts_cm["metadata"]["name"],
     )
-    desired = {names.SCRIPTS: scripts_cm, names.REPOSITORY_INIT: job}
+    desired = {
+        names.SCRIPTS: scripts_cm,
+        names.REPOSITORY_INIT: job,
+        names.NETWORK_POLICY: jobs.deny_ingress(name, namespace, "repository-init"),
+    }
     for key, manifest in desired.items():
         r = rsp.desired.resources[key]
         resource.update(r, manifest)

@@ -95,7 +95,9 @@ def kopia_container(
     return {
         "name": name,
         "image": image,
-        "imagePullPolicy": "IfNotPresent",
+        # Always: a node must not hand an image pulled with another tenant's credentials
+        # to this pod; the check is cheap for a tag that is already present.
+        "imagePullPolicy": "Always",
         "command": ["/bin/sh", f"{SCRIPTS_DIR}/{script_name}"],
         "args": list(connection.args),
         "env": kopia_env(*identity) + list(connection.env) + env,

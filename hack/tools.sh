@@ -28,4 +28,5 @@ build() {
 
 build crossplane github.com/crossplane/crossplane/v2/cmd/crank
 build kopia github.com/kopia/kopia
+build kube-score github.com/zegl/kube-score/cmd/kube-score
 echo "tools ready in $bin"

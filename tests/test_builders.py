@@ -177,7 +177,7 @@ def test_server_never_gets_a_ui_password_and_mounts_no_ca_key() -> None:
 def test_server_resources_merge_over_defaults() -> None:
     d = deployment(server={"resources": {"limits": {"memory": "4Gi"}}})
     res = d["spec"]["template"]["spec"]["containers"][0]["resources"]
-    assert res["limits"] == {"cpu": "2", "memory": "4Gi"}
+    assert res["limits"] == {"cpu": "2", "memory": "4Gi", "ephemeral-storage": "10Gi"}
     assert res["requests"] == server.DEFAULT_RESOURCES["requests"]
 
 

@@ -488,7 +488,8 @@ def test_bslr_composes_an_init_job_and_reports_progress() -> None:
     rsp = h.reconcile(h.example("bslr.yaml"))
     assert h.fatal(rsp) == []
     d = h.desired(rsp)
-    assert sorted(d) == ["repository-init", "scripts"]
+    assert sorted(d) == ["network-policy", "repository-init", "scripts"]
+    assert d["network-policy"]["spec"]["ingress"] == []
     assert h.xr_status(rsp) == {
         "backend": "filesystem",
         "location": "pvc://team-a-backups/repository",
@@ -497,7 +498,7 @@ def test_bslr_composes_an_init_job_and_reports_progress() -> None:
     done = h.reconcile(
         h.example("bslr.yaml"), observed=h.as_observed(rsp, **{"repository-init": h.JOB_COMPLETE})
     )
-    assert h.ready(done) == {"repository-init", "scripts"}
+    assert h.ready(done) == {"network-policy", "repository-init", "scripts"}
     assert h.conditions(done)["Initialized"].status == fnv1.STATUS_CONDITION_TRUE
     failed = h.reconcile(
         h.example("bslr.yaml"), observed=h.as_observed(rsp, **{"repository-init": h.JOB_FAILED})

@@ -115,7 +115,7 @@ def test_every_repository_example_renders_an_init_job(
 ) -> None:
     docs = render(functions_yaml, EXAMPLES / example, ROOT / "apis/bslr/composition.yaml")
     xr, resources = docs[0], by_resource_name(docs)
-    assert sorted(resources) == ["repository-init", "scripts"]
+    assert sorted(resources) == ["network-policy", "repository-init", "scripts"]
     job = resources["repository-init"]
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["/bin/sh", "/scripts/repository-init.sh"]

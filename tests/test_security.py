@@ -82,3 +82,29 @@ def test_only_the_kopia_port_is_exposed() -> None:
     assert [p["port"] for p in rule["ports"]] == [51515]
     [container] = d["server"]["spec"]["template"]["spec"]["containers"]
     assert [p["containerPort"] for p in container["ports"]] == [51515]
+
+
+def _selects(selector: dict, labels: dict[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        assert expr["operator"] == "In"
+        if labels.get(expr["key"]) not in expr["values"]:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("example", ["bsls.yaml", "bslr.yaml"])
+def test_every_pod_is_covered_by_an_ingress_policy(example: str) -> None:
+    d = h.desired(h.reconcile(h.example(example)))
+    policies = [o for o in d.values() if o["kind"] == "NetworkPolicy"]
+    for obj in d.values():
+        if obj["kind"] not in ("Deployment", "Job"):
+            continue
+        labels = obj["spec"]["template"]["metadata"]["labels"]
+        covering = [p for p in policies if _selects(p["spec"]["podSelector"], labels)]
+        assert covering, obj["metadata"]["name"]
+        for policy in covering:
+            assert "Ingress" in policy["spec"]["policyTypes"]
+            for rule in policy["spec"]["ingress"]:
+                assert [p["port"] for p in rule["ports"]] == [51515]

@@ -10,8 +10,8 @@ from function.resources.meta import labels, metadata
 
 USERS_DIR = "/etc/bsls/users"
 JOB_RESOURCES = {
-    "requests": {"cpu": "50m", "memory": "128Mi"},
-    "limits": {"cpu": "1", "memory": "1Gi"},
+    "requests": {"cpu": "50m", "memory": "128Mi", "ephemeral-storage": "256Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "5Gi"},
 }
 # Kopia opens the repository once per user command; leave room for large user lists.
 ACTIVE_DEADLINE_SECONDS = 3600
@@ -121,3 +121,22 @@ def repository_init(
     # Re-run the initialisation when the storage settings or the image change.
     digest = hashlib.sha256(f"{connection.digest}:{image}".encode()).hexdigest()
     return _job(names.job(xr, "init", digest), namespace, xr, "repository-init", pod)
+
+
+def deny_ingress(xr: str, namespace: str, component: str) -> dict:
+    """A NetworkPolicy that admits no connection to one component's pods (they serve none)."""
+    full = labels(xr, component)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(names.secret(xr, component), namespace, xr, "network-policy"),
+        "spec": {
+            "podSelector": {
+                "matchLabels": {
+                    k: full[k] for k in ("app.kubernetes.io/instance", names.LABEL_COMPONENT)
+                }
+            },
+            "policyTypes": ["Ingress"],
+            "ingress": [],
+        },
+    }

@@ -12,14 +12,14 @@ TLS_DIR = "/etc/bsls/tls"
 ANNOTATION_PREFIX = "dataprotection.bsls.dev/"
 
 DEFAULT_RESOURCES = {
-    "requests": {"cpu": "100m", "memory": "256Mi"},
-    "limits": {"cpu": "2", "memory": "2Gi"},
+    "requests": {"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "1Gi"},
+    "limits": {"cpu": "2", "memory": "2Gi", "ephemeral-storage": "10Gi"},
 }
 
 
-def selector(xr: str) -> dict[str, str]:
-    """The labels that select the server's pods."""
-    full = labels(xr, "server")
+def selector(xr: str, component: str = "server") -> dict[str, str]:
+    """The labels that select one component's pods."""
+    full = labels(xr, component)
     return {k: full[k] for k in ("app.kubernetes.io/instance", names.LABEL_COMPONENT)}
 
 
@@ -138,15 +138,24 @@ def network_policy(xr: str, namespace: str, spec: BSLSSpec) -> dict:
     rule: dict = {"ports": [{"port": CONTAINER_PORT, "protocol": "TCP"}]}
     peers = [peer.model_dump(exclude_none=True, by_alias=True) for peer in spec.networkPolicy.from_]
     if peers:
-        sync = labels(xr, "user-sync")
-        sync_selector = {k: sync[k] for k in ("app.kubernetes.io/instance", names.LABEL_COMPONENT)}
-        rule["from"] = [*peers, {"podSelector": {"matchLabels": sync_selector}}]
+        rule["from"] = [*peers, {"podSelector": {"matchLabels": selector(xr, "user-sync")}}]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": metadata(names.server(xr), namespace, xr, "network-policy"),
         "spec": {
-            "podSelector": {"matchLabels": selector(xr)},
+            # The server and its sync Jobs; the Jobs listen on nothing, so the one rule
+            # admits connections to the server only.
+            "podSelector": {
+                "matchLabels": {"app.kubernetes.io/instance": names.label(xr)},
+                "matchExpressions": [
+                    {
+                        "key": names.LABEL_COMPONENT,
+                        "operator": "In",
+                        "values": ["server", "user-sync"],
+                    }
+                ],
+            },
             "policyTypes": ["Ingress"],
             "ingress": [rule],
         },
