@@ -174,6 +174,8 @@ def _server(
     out = {names.SERVICE: server.service(ctx.name, ctx.namespace, ctx.spec, ctx.port)}
     if ctx.spec.networkPolicy.enabled:
         out[names.NETWORK_POLICY] = server.network_policy(ctx.name, ctx.namespace, ctx.spec)
+    if ctx.spec.metrics.podMonitor:
+        out[names.POD_MONITOR] = server.pod_monitor(ctx.name, ctx.namespace)
     if connection is not None:
         out[names.SERVER] = server.deployment(
             xr=ctx.name,

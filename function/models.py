@@ -266,6 +266,25 @@ class ServerSpec(Strict):
     logLevel: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class MetricsSpec(Strict):
+    """The server's Prometheus endpoint: off unless asked for."""
+
+    enabled: bool = False
+    # Who may scrape it, as NetworkPolicy peers; empty admits any source to that port.
+    from_: list[PeerSpec] = Field(default_factory=list, alias="from", max_length=32)
+    # Compose a Prometheus Operator PodMonitor for the server.
+    podMonitor: bool = False
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _monitor_needs_metrics(self) -> MetricsSpec:
+        if self.podMonitor and not self.enabled:
+            msg = "podMonitor needs the endpoint: set metrics.enabled to true as well"
+            raise ValueError(msg)
+        return self
+
+
 class BSLSSpec(Strict):
     """The spec of a BackupStorageLocationServer."""
 
@@ -276,6 +295,7 @@ class BSLSSpec(Strict):
     service: ServiceSpec = Field(default_factory=ServiceSpec)
     networkPolicy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
     server: ServerSpec = Field(default_factory=ServerSpec)
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
 
     @field_validator("users")
     @classmethod

@@ -19,6 +19,7 @@ CONTROL = "control"
 SCRIPTS = "scripts"
 USER_SYNC = "user-sync"
 NETWORK_POLICY = "network-policy"
+POD_MONITOR = "pod-monitor"
 REPOSITORY_INIT = "repository-init"
 CREDENTIALS_PREFIX = "credentials-"
 

@@ -555,3 +555,30 @@ def test_fields_crossplane_writes_into_the_spec_are_not_user_errors() -> None:
     repo["spec"]["crossplane"] = {"compositionRef": {"name": "c"}}
     rsp = h.reconcile(h.example("bsls.yaml"), pool=pool)
     assert h.conditions(rsp)["RepositoryReady"].reason == "Available"
+
+
+def test_metrics_are_off_unless_asked_for(first) -> None:
+    d = h.desired(first)
+    assert "pod-monitor" not in d
+    [container] = d["server"]["spec"]["template"]["spec"]["containers"]
+    assert [p["name"] for p in container["ports"]] == ["kopia"]
+
+
+def test_metrics_endpoint_pod_monitor_and_scrape_rule() -> None:
+    scrapers = [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+    rsp = h.reconcile(bsls(metrics={"enabled": True, "podMonitor": True, "from": scrapers}))
+    d = h.desired(rsp)
+    [container] = d["server"]["spec"]["template"]["spec"]["containers"]
+    assert {"name": "metrics", "containerPort": 51516, "protocol": "TCP"} in container["ports"]
+    assert {"name": "BSLS_METRICS_ADDRESS", "value": "0.0.0.0:51516"} in container["env"]
+    assert d["pod-monitor"]["kind"] == "PodMonitor"
+    assert d["pod-monitor"]["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    rules = d["network-policy"]["spec"]["ingress"]
+    assert rules[1] == {"ports": [{"port": 51516, "protocol": "TCP"}], "from": scrapers}
+    assert [p["port"] for p in d["service"]["spec"]["ports"]] == [51515]
+
+
+def test_pod_monitor_without_metrics_is_refused() -> None:
+    [message] = h.fatal(h.reconcile(bsls(metrics={"podMonitor": True})))
+    assert "spec.metrics" in message
+    assert "enabled" in message

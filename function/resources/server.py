@@ -8,6 +8,7 @@ from function.repository import Connection
 from function.resources.meta import labels, metadata
 
 CONTAINER_PORT = 51515
+METRICS_PORT = 51516
 TLS_DIR = "/etc/bsls/tls"
 ANNOTATION_PREFIX = "dataprotection.bsls.dev/"
 
@@ -73,6 +74,13 @@ def deployment(
         resources_=resources_for(spec),
     )
     container["ports"] = [{"name": "kopia", "containerPort": CONTAINER_PORT, "protocol": "TCP"}]
+    if spec.metrics.enabled:
+        container["env"].append(
+            {"name": "BSLS_METRICS_ADDRESS", "value": f"0.0.0.0:{METRICS_PORT}"}
+        )
+        container["ports"].append(
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}
+        )
     probe = {"tcpSocket": {"port": "kopia"}, "periodSeconds": 10}
     container["readinessProbe"] = {**probe, "initialDelaySeconds": 2}
     container["livenessProbe"] = {**probe, "initialDelaySeconds": 30, "failureThreshold": 6}
@@ -139,6 +147,13 @@ def network_policy(xr: str, namespace: str, spec: BSLSSpec) -> dict:
     peers = [peer.model_dump(exclude_none=True, by_alias=True) for peer in spec.networkPolicy.from_]
     if peers:
         rule["from"] = [*peers, {"podSelector": {"matchLabels": selector(xr, "user-sync")}}]
+    rules = [rule]
+    if spec.metrics.enabled:
+        metrics: dict = {"ports": [{"port": METRICS_PORT, "protocol": "TCP"}]}
+        scrapers = [p.model_dump(exclude_none=True, by_alias=True) for p in spec.metrics.from_]
+        if scrapers:
+            metrics["from"] = scrapers
+        rules.append(metrics)
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -157,7 +172,20 @@ def network_policy(xr: str, namespace: str, spec: BSLSSpec) -> dict:
                 ],
             },
             "policyTypes": ["Ingress"],
-            "ingress": [rule],
+            "ingress": rules,
+        },
+    }
+
+
+def pod_monitor(xr: str, namespace: str) -> dict:
+    """A Prometheus Operator PodMonitor that scrapes the server's metrics port."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": metadata(names.server(xr), namespace, xr, "metrics"),
+        "spec": {
+            "selector": {"matchLabels": selector(xr)},
+            "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "60s"}],
         },
     }
 

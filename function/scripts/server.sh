@@ -23,8 +23,15 @@ kopia repository connect "$@" \
   --override-hostname="${BSLS_IDENTITY_HOSTNAME}" \
   --no-persist-credentials
 
+# The storage flags were for the connect above; reuse "$@" for optional server flags.
+# Prometheus metrics only when the spec asks for them (spec.metrics.enabled).
+set --
+if [ -n "${BSLS_METRICS_ADDRESS:-}" ]; then
+  set -- --metrics-listen-addr="${BSLS_METRICS_ADDRESS}"
+fi
+
 echo "starting the server on ${BSLS_LISTEN_ADDRESS}"
-exec kopia server start \
+exec kopia server start "$@" \
   --address="${BSLS_LISTEN_ADDRESS}" \
   --tls-cert-file="${BSLS_TLS_DIR}/tls.crt" \
   --tls-key-file="${BSLS_TLS_DIR}/tls.key" \
@@ -32,5 +39,6 @@ exec kopia server start \
   --refresh-interval="${BSLS_REFRESH_INTERVAL:-15m}" \
   --log-level="${BSLS_LOG_LEVEL:-info}" \
   --json-log-console \
+  --log-server-requests \
   --no-ui \
   --no-persist-credentials
