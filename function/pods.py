@@ -58,6 +58,7 @@ def kopia_env(username: str, hostname: str) -> list[dict]:
         {"name": "KOPIA_LOG_DIR", "value": SCRATCH["logs"]},
         {"name": "KOPIA_CHECK_FOR_UPDATES", "value": "false"},
         {"name": "HOME", "value": SCRATCH["home"]},
+        {"name": "TMPDIR", "value": SCRATCH["tmp"]},
         {"name": "BSLS_IDENTITY_USERNAME", "value": username},
         {"name": "BSLS_IDENTITY_HOSTNAME", "value": hostname},
     ]

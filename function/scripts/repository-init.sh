@@ -10,19 +10,20 @@ set -eu
 : "${KOPIA_PASSWORD:?the repository password (KOPIA_PASSWORD) is not set}"
 : "${BSLS_IDENTITY_USERNAME:?} ${BSLS_IDENTITY_HOSTNAME:?}"
 
+errors="${TMPDIR:-/tmp}/connect.err"
 identity="--override-username=${BSLS_IDENTITY_USERNAME}"
 host="--override-hostname=${BSLS_IDENTITY_HOSTNAME}"
 
-if kopia repository connect "$@" "$identity" "$host" --no-persist-credentials 2>/tmp/connect.err; then
+if kopia repository connect "$@" "$identity" "$host" --no-persist-credentials 2>"$errors"; then
   echo "connected to the existing repository"
 else
-  if grep -qi "invalid repository password" /tmp/connect.err; then
-    cat /tmp/connect.err >&2
+  if grep -qi "invalid repository password" "$errors"; then
+    cat "$errors" >&2
     echo "the storage holds a repository, but its password is not the one in passwordSecretRef" >&2
     exit 1
   fi
   echo "no repository could be opened; creating one"
-  cat /tmp/connect.err >&2
+  cat "$errors" >&2
   kopia repository create "$@" "$identity" "$host" --no-persist-credentials
   echo "created the repository"
 fi

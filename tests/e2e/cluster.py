@@ -80,8 +80,7 @@ class Process:
 
     name: str
     popen: subprocess.Popen
-    stdout: pathlib.Path
-    stderr: pathlib.Path
+    log: pathlib.Path  # stdout and stderr, interleaved as `kubectl logs` shows them
 
     @property
     def running(self) -> bool:
@@ -89,8 +88,8 @@ class Process:
         return self.popen.poll() is None
 
     def logs(self) -> str:
-        """What `kubectl logs` would show: stdout, then stderr."""
-        return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
+        """What `kubectl logs` would show."""
+        return self.log.read_text(errors="replace")
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds (a pod's termination)."""
@@ -117,7 +116,8 @@ class Process:
 class JobRun:
     """The one run of a Job."""
 
-    name: str
+    name: str  # the Job's
+    pod: str
     returncode: int
     logs: str
 
@@ -132,6 +132,7 @@ class Pod:
     """One pod of a rendered template, materialised on the host, ready to run."""
 
     name: str
+    owner: str  # the Job or Deployment
     namespace: str
     template: dict
     dir: pathlib.Path
@@ -143,20 +144,18 @@ class Pod:
 
     def start(self) -> Process:
         """Start the container's command."""
-        logs = self.dir / "logs"
-        logs.mkdir(exist_ok=True)
-        out, err = logs / "stdout", logs / "stderr"
-        with out.open("wb") as o, err.open("wb") as e:
+        log = self.dir / "log"
+        with log.open("wb") as out:
             popen = subprocess.Popen(
                 self.argv,
                 env=self.env,
                 cwd=self.dir,
                 stdin=subprocess.DEVNULL,
-                stdout=o,
-                stderr=e,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.process = Process(self.name, popen, out, err)
+        self.process = Process(self.name, popen, log)
         return self.process
 
     def run(self, timeout: float = JOB_TIMEOUT) -> JobRun:
@@ -168,7 +167,7 @@ class Pod:
             process.kill()
             msg = f"pod {self.name} did not finish within {timeout}s:\n{process.logs()}"
             raise HarnessError(msg) from None
-        return JobRun(self.name, process.popen.returncode, process.logs())
+        return JobRun(self.owner, self.name, process.popen.returncode, process.logs())
 
     def host_port(self, port: int | str) -> int:
         """The host port of a container port given by number or name."""
@@ -182,7 +181,14 @@ class Pod:
         assert self.process is not None
         if probe is None:
             return
-        if set(probe) - {"tcpSocket", "periodSeconds", "initialDelaySeconds", "failureThreshold"}:
+        timing = {
+            "periodSeconds",
+            "initialDelaySeconds",
+            "timeoutSeconds",
+            "successThreshold",
+            "failureThreshold",
+        }
+        if "tcpSocket" not in probe or set(probe) - timing - {"tcpSocket"}:
             msg = f"pod {self.name}: only tcpSocket readiness probes are supported: {probe}"
             raise HarnessError(msg)
         port = self.host_port(probe["tcpSocket"]["port"])
@@ -392,7 +398,7 @@ class Cluster:
 
         ports, port_names = self._ports(namespace, template, container)
         translate = _Translator(
-            mounts=mounts, ports=ports, services=self._service_addresses(namespace)
+            mounts=mounts, ports=ports, services=self.service_addresses(namespace)
         )
 
         env = dict(BASE_ENV)
@@ -410,7 +416,7 @@ class Cluster:
             raise HarnessError(msg)
         argv = [expand(translate(a), env) for a in raw]
         (pod_dir / "argv.json").write_text(json.dumps(argv, indent=1))
-        return Pod(name, namespace, template, pod_dir, argv, env, ports, port_names)
+        return Pod(name, owner, namespace, template, pod_dir, argv, env, ports, port_names)
 
     def _volume(self, namespace: str, volume: dict, path: pathlib.Path) -> pathlib.Path:
         kinds = set(volume) - {"name"}
@@ -528,7 +534,7 @@ class Cluster:
                         ports[number] = self.service_ports[(ns, svc)]
         return ports, names
 
-    def _service_addresses(self, namespace: str) -> dict[str, str]:
+    def service_addresses(self, namespace: str) -> dict[str, str]:
         """`host:port` as a pod in `namespace` would dial it -> 127.0.0.1:<port>."""
         out = {}
         for (kind, ns, svc), service in self.objects.items():

@@ -1,0 +1,163 @@
+"""A tenant's repository and server, stood up from the examples the way a cluster would."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import dataclasses
+import itertools
+import pathlib
+import subprocess
+
+from tests import helpers
+from tests.e2e.cluster import Cluster, JobRun
+from tests.e2e.composite import Composite
+from tests.e2e.kopia import Client
+
+_clients = itertools.count(1)
+
+
+def succeeded(runs: list[JobRun]) -> list[JobRun]:
+    """Assert every Job run succeeded, showing the logs of any that did not."""
+    for run in runs:
+        assert run.succeeded, f"Job {run.name} failed ({run.returncode}):\n{run.logs}"
+    return runs
+
+
+@dataclasses.dataclass
+class Stack:
+    """A BSLR and a BSLS composed by the function and running on a Cluster."""
+
+    cluster: Cluster
+    repository: Composite
+    server: Composite
+    clients: pathlib.Path
+
+    @property
+    def namespace(self) -> str:
+        """The tenant's namespace."""
+        return self.server.namespace
+
+    @property
+    def deployment(self) -> dict:
+        """The rendered server Deployment."""
+        return self.server.desired["server"]
+
+    def converge(self) -> tuple[list[str], list[JobRun]]:
+        """Reconcile, let the controllers act, and reconcile again to observe the result.
+
+        Returns the Deployments whose pod was (re)created and the Jobs that ran.
+        """
+        self.server.reconcile()
+        restarted = self.cluster.roll_out()
+        runs = succeeded(self.cluster.run_jobs())
+        self.server.reconcile()
+        return restarted, runs
+
+    def job_run(self, key: str = "user-sync") -> JobRun:
+        """The run of the Job the XR desires now under composition-resource-name `key`."""
+        meta = self.server.desired[key]["metadata"]
+        return self.cluster.jobs[(meta["namespace"], meta["name"])]
+
+    def credentials(self, identity: str) -> dict[str, str]:
+        """A user's credentials Secret, decoded: what the VM owner is handed."""
+        for manifest in self.server.desired.values():
+            annotations = manifest["metadata"].get("annotations") or {}
+            if annotations.get("dataprotection.bsls.dev/identity") == identity:
+                data = self.cluster.secret_data(self.namespace, manifest["metadata"]["name"])
+                assert data is not None
+                return {k: v.decode() for k, v in data.items()}
+        msg = f"no credentials Secret for {identity}"
+        raise KeyError(msg)
+
+    def url(self, endpoint: str | None = None) -> str:
+        """An endpoint (default: status.endpoint) as a VM reaches it: the Service's address."""
+        endpoint = endpoint or self.server.status["endpoint"]
+        for address, local in self.cluster.service_addresses(self.namespace).items():
+            endpoint = endpoint.replace(f"//{address}", f"//{local}")
+        assert "127.0.0.1" in endpoint, endpoint
+        return endpoint
+
+    def client(self, name: str) -> Client:
+        """A fresh kopia client (a new VM, or a new config on one)."""
+        return Client(self.clients / f"{name}-{next(_clients)}")
+
+    def connect(
+        self, identity: str, password: str | None = None, fingerprint: str | None = None
+    ) -> tuple[Client, subprocess.CompletedProcess[str]]:
+        """Connect a fresh client as `identity`, as their credentials Secret says.
+
+        The password and the fingerprint default to the ones in the user's credentials
+        Secret (or, for a user who has none any more, status.tlsFingerprint). Returns
+        the client and kopia's result; the caller asserts on it.
+        """
+        try:
+            creds = self.credentials(identity)
+        except KeyError:
+            creds = {}
+        password = creds["password"] if password is None else password
+        fingerprint = (
+            fingerprint or creds.get("fingerprint") or self.server.status["tlsFingerprint"]
+        )
+        username, hostname = identity.split("@")
+        client = self.client(username)
+        client.password = password
+        done = client.connect_server(
+            self.url(creds.get("endpoint")), fingerprint, username, hostname, password
+        )
+        return client, done
+
+    def connected(self, identity: str, password: str | None = None) -> Client:
+        """A client connected as `identity`; fails the test if it cannot connect."""
+        client, done = self.connect(identity, password)
+        assert done.returncode == 0, f"{identity} could not connect:\n{done.stdout}{done.stderr}"
+        return client
+
+    def direct_client(self, password: str) -> Client:
+        """An operator's client connected straight to the filesystem repository."""
+        claim = self.repository.xr["spec"]["backend"]["filesystem"]["persistentVolumeClaim"]
+        path = self.cluster.claim(self.namespace, claim["claimName"])
+        client = self.client("operator")
+        client.password = password
+        client.run(
+            "repository",
+            "connect",
+            "filesystem",
+            f"--path={path}",
+            "--override-username=operator",
+            "--override-hostname=e2e",
+        )
+        return client
+
+
+def repository_password(cluster: Cluster, bslr: dict) -> str:
+    """The repository password, from the Secret the BSLR references."""
+    ref = bslr["spec"]["passwordSecretRef"]
+    data = cluster.secret_data(bslr["metadata"]["namespace"], ref["name"])
+    assert data is not None
+    return data[ref["key"]].decode()
+
+
+def with_password(secret: dict, password: str) -> dict:
+    """A copy of a password Secret holding another password (base64 `data`)."""
+    out = copy.deepcopy(secret)
+    out["data"] = {"password": base64.b64encode(password.encode()).decode()}
+    return out
+
+
+def stand_up(
+    cluster: Cluster, bslr: dict, bsls: dict, clock: helpers.Clock, clients: pathlib.Path
+) -> Stack:
+    """Initialise the repository, start the server and sync the users, as a cluster would."""
+    repository = Composite(cluster, bslr, clock)
+    repository.reconcile()
+    init = succeeded(cluster.run_jobs())
+    assert [r.name for r in init] == [repository.desired["repository-init"]["metadata"]["name"]]
+    repository.reconcile()
+    assert repository.ready, repository.conditions
+    assert repository.conditions["Initialized"][0] == "True", repository.conditions
+
+    server = Composite(cluster, bsls, clock)
+    stack = Stack(cluster, repository, server, clients)
+    stack.converge()
+    return stack
