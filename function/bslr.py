@@ -95,3 +95,4 @@ def compose(
         {"status": {"backend": connection.backend, "location": connection.location}},
     )
     response.set_conditions(rsp, *conditions.items)
+    status.announce(rsp, observed.xr, conditions)

@@ -119,9 +119,6 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
     # 3. TLS.
     served = _tls(ctx, now, previous)
     conditions.set(status.TLS_READY, served.ok, served.reason, served.message)
-    if served.event == "ca-regenerated":
-        response.warning(rsp, served.message)
-
     # 4. Server.
     control = _control(ctx)
     scripts_cm = secrets.scripts(name, namespace, SCRIPT_NAMES)
@@ -161,6 +158,7 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
     }
     resource.update(rsp.desired.composite, {"status": xr_status})
     response.set_conditions(rsp, *conditions.items)
+    status.announce(rsp, xr, conditions)
 
 
 def _server(
@@ -555,11 +553,14 @@ def _tls(ctx: Context, now: datetime.datetime, previous: dict) -> ServedTLS:
             + f": clients pinned to {regenerated['dataprotection.bsls.dev/replaces-fingerprint']}"
             f" must re-pin to {fingerprint} (status.tlsFingerprint)."
         )
-    elif plan.event == "renewed":
+    elif plan.event == "renewed" or tls.reissued(plan.ca, plan.leaf):
+        # A leaf newer than its CA is a renewal; say so for as long as it is served.
+        why = f" because {plan.reason}" if plan.event == "renewed" else ""
+        issued = tls.rfc3339(plan.leaf.cert.not_valid_before_utc + tls.CLOCK_SKEW)
         reason, message = (
             "Renewed",
             (
-                f"The serving certificate was re-issued under the same CA because {plan.reason}; "
+                f"The serving certificate was re-issued under the same CA at {issued}{why}; "
                 f"the pin {fingerprint} is unchanged. It is valid until {not_after}."
             ),
         )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from crossplane.function import response
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.resource import Condition
 
 from function.safe import dig, text
@@ -74,6 +76,32 @@ def ready(kind: str, obj: dict | None) -> bool:
     if kind == "Job":
         return job_complete(obj)
     return True
+
+
+# Reasons that deserve a Warning even though their condition is True.
+WARN_REASONS = frozenset({"CARegenerated"})
+
+
+def announce(rsp: fnv1.RunFunctionResponse, xr: dict, conditions: Conditions) -> None:
+    """Emit a result for each condition whose status or reason changed since last time.
+
+    The observed XR carries the conditions the previous reconcile set; a change becomes
+    one Warning (something is wrong, or clients must act) or Normal result, so events
+    mark transitions instead of repeating on every poll.
+    """
+    before = {}
+    previous = dig(xr, "status", "conditions")
+    for c in previous if isinstance(previous, list) else []:
+        if isinstance(c, dict) and isinstance(c.get("type"), str):
+            before[c["type"]] = (c.get("status"), c.get("reason"))
+    for c in conditions.items:
+        if before.get(c.typ) == (c.status, c.reason):
+            continue
+        text = f"{c.typ} is {c.status} ({c.reason}): {c.message}"
+        if c.status == "False" or c.reason in WARN_REASONS:
+            response.warning(rsp, text)
+        else:
+            response.normal(rsp, text)
 
 
 @dataclasses.dataclass

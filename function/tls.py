@@ -258,6 +258,11 @@ def _basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:
         return None
 
 
+def reissued(ca: CA, leaf: Leaf) -> bool:
+    """Whether the leaf was issued after its CA, i.e. it renewed an earlier leaf."""
+    return leaf.cert.not_valid_before_utc > ca.cert.not_valid_before_utc + CLOCK_SKEW
+
+
 def leaf_names(cert: x509.Certificate) -> tuple[set[str], set[str]]:
     """The DNS names and IP addresses a certificate is valid for."""
     try:

@@ -159,6 +159,29 @@ def as_observed(rsp: fnv1.RunFunctionResponse, **status: dict) -> dict[str, dict
     return out
 
 
+def with_status(xr: dict, rsp: fnv1.RunFunctionResponse) -> dict:
+    """The XR as Crossplane writes it back: the desired status and the conditions set."""
+    status_names = {
+        fnv1.STATUS_CONDITION_TRUE: "True",
+        fnv1.STATUS_CONDITION_FALSE: "False",
+        fnv1.STATUS_CONDITION_UNKNOWN: "Unknown",
+    }
+    out = dict(xr)
+    out["status"] = {
+        **xr_status(rsp),
+        "conditions": [
+            {
+                "type": c.type,
+                "status": status_names[c.status],
+                "reason": c.reason,
+                "message": c.message,
+            }
+            for c in rsp.conditions
+        ],
+    }
+    return out
+
+
 def ready_bslr(name: str = "team-a-repo", namespace: str = "team-a") -> dict:
     """The example BSLR with a Ready status."""
     bslr = example("required/bslr.yaml")

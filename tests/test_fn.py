@@ -200,8 +200,7 @@ def test_new_dns_name_renews_the_leaf_and_rolls_the_server(first) -> None:
 def test_lost_ca_is_regenerated_and_reported(first) -> None:
     observed = h.as_observed(first)
     del observed["tls-ca"]
-    xr = h.example("bsls.yaml")
-    xr["status"] = h.xr_status(first)
+    xr = h.with_status(h.example("bsls.yaml"), first)
     rsp = h.reconcile(xr, observed=observed)
     old = h.xr_status(first)["tlsFingerprint"]
     new = h.xr_status(rsp)["tlsFingerprint"]
@@ -211,13 +210,14 @@ def test_lost_ca_is_regenerated_and_reported(first) -> None:
     assert old in cond.message
     assert new in cond.message
     warnings = [r.message for r in rsp.results if r.severity == fnv1.SEVERITY_WARNING]
-    assert len(warnings) == 1
+    assert [w for w in warnings if w.startswith("TLSReady")] == [
+        f"TLSReady is True (CARegenerated): {cond.message}"
+    ]
     # The next reconcile keeps the new CA, keeps saying so, and warns no more.
-    xr["status"] = h.xr_status(rsp)
-    again = h.reconcile(xr, observed=h.as_observed(rsp))
+    again = h.reconcile(h.with_status(xr, rsp), observed=h.as_observed(rsp))
     assert h.xr_status(again)["tlsFingerprint"] == new
     assert h.conditions(again)["TLSReady"].reason == "CARegenerated"
-    assert not [r for r in again.results if r.severity == fnv1.SEVERITY_WARNING]
+    assert not [r for r in again.results if r.message.startswith("TLSReady")]
 
 
 # ---------------------------------------------------------------------------- broken inputs
@@ -582,3 +582,41 @@ def test_pod_monitor_without_metrics_is_refused() -> None:
     [message] = h.fatal(h.reconcile(bsls(metrics={"podMonitor": True})))
     assert "spec.metrics" in message
     assert "enabled" in message
+
+
+def test_results_mark_transitions_not_every_poll(first, settled) -> None:
+    # The first reconcile of a new XR announces every condition once.
+    assert {r.message.split(" ")[0] for r in first.results} == {
+        "RepositoryReady",
+        "TLSReady",
+        "UsersSynced",
+        "ServerAvailable",
+    }
+    assert [r.severity for r in first.results if r.message.startswith("UsersSynced")] == [
+        fnv1.SEVERITY_WARNING
+    ]
+    # Polling a settled XR says nothing more.
+    observed = h.as_observed(
+        settled, server=h.DEPLOYMENT_AVAILABLE, **{"user-sync": h.JOB_COMPLETE}
+    )
+    xr = h.with_status(h.example("bsls.yaml"), settled)
+    quiet = h.reconcile(xr, observed=observed)
+    assert list(quiet.results) == []
+    # The server going away is one Warning.
+    del observed["server"]
+    changed = h.reconcile(xr, observed=observed)
+    assert [(r.severity, r.message.split(" (")[0]) for r in changed.results] == [
+        (fnv1.SEVERITY_WARNING, "ServerAvailable is False")
+    ]
+
+
+def test_a_renewed_leaf_keeps_saying_so(first) -> None:
+    clock = h.Clock()
+    clock.advance(days=300)
+    renewed = h.reconcile(h.example("bsls.yaml"), observed=h.as_observed(first), clock=clock)
+    cond = h.conditions(renewed)["TLSReady"]
+    assert cond.reason == "Renewed"
+    assert "because the serving certificate expires" in cond.message
+    later = h.reconcile(h.example("bsls.yaml"), observed=h.as_observed(renewed), clock=clock)
+    assert h.conditions(later)["TLSReady"].reason == "Renewed"
+    assert h.desired(later)["tls-server"] == h.desired(renewed)["tls-server"]
