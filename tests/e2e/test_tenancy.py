@@ -165,3 +165,15 @@ def test_content_is_shared_by_object_id_as_documented(
     assert done.returncode == 0, done.stdout + done.stderr
     assert tree(target)
     shutil.rmtree(target)
+
+
+def test_sessions_are_logged_for_the_audit_trail(stack: Stack, alice, bob: Client) -> None:
+    """docs/operations.md: who connected, from where, as JSON lines on stdout."""
+    pod = stack.cluster.server_pod(stack.namespace, stack.deployment["metadata"]["name"])
+    assert pod.process is not None
+    lines = [json.loads(line) for line in pod.process.logs().splitlines() if line.startswith("{")]
+    sessions = [line["m"] for line in lines if line.get("n") == "kopia/server"]
+    assert any(
+        m.startswith('starting session for user "alice@vm-alice" from 127.0.0.1:') for m in sessions
+    )
+    assert any(m.startswith('starting session for user "bob@vm-bob" from') for m in sessions)
