@@ -11,6 +11,7 @@ import pytest
 
 from tests import helpers
 from tests.e2e.cluster import TOOLS_BIN, Cluster
+from tests.e2e.stack import Stack, stand_up
 
 KOPIA_VERSION = "v0.23.1"
 
@@ -62,3 +63,21 @@ def clock() -> helpers.Clock:
 def tenant_secrets(cluster: Cluster) -> None:
     """The Secrets an app team applies (examples/secrets.yaml, examples/required)."""
     cluster.apply(*helpers.load("secrets.yaml"), *helpers.load("required/secrets.yaml"))
+
+
+@pytest.fixture(scope="module")
+def stack(
+    cluster: Cluster,
+    clock: helpers.Clock,
+    tenant_secrets: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Stack:
+    """The examples' repository (filesystem) and server, up and synced, for one module."""
+    del tenant_secrets
+    return stand_up(
+        cluster,
+        helpers.example("bslr.yaml"),
+        helpers.example("bsls.yaml"),
+        clock,
+        tmp_path_factory.mktemp("clients"),
+    )

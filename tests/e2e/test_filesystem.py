@@ -19,9 +19,8 @@ import pytest
 from cryptography import x509
 
 from tests import helpers
-from tests.e2e.cluster import Cluster
 from tests.e2e.kopia import make_tree, tree
-from tests.e2e.stack import Stack, repository_password, stand_up, with_password
+from tests.e2e.stack import Stack, repository_password, with_password
 
 ALICE = "alice@vm-alice"
 BOB = "bob@vm-bob"
@@ -36,23 +35,6 @@ class Backup:
     snapshot_id: str
     source: pathlib.Path
     tree: dict[str, str]
-
-
-@pytest.fixture(scope="module")
-def stack(
-    cluster: Cluster,
-    clock: helpers.Clock,
-    tenant_secrets: None,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Stack:
-    del tenant_secrets
-    return stand_up(
-        cluster,
-        helpers.example("bslr.yaml"),
-        helpers.example("bsls.yaml"),
-        clock,
-        tmp_path_factory.mktemp("clients"),
-    )
 
 
 @pytest.fixture(scope="module")

@@ -16,30 +16,11 @@ import shutil
 
 import pytest
 
-from tests import helpers
-from tests.e2e.cluster import Cluster
 from tests.e2e.kopia import Client, make_tree, tree
-from tests.e2e.stack import Stack, stand_up
+from tests.e2e.stack import Stack
 
 ALICE = "alice@vm-alice"
 BOB = "bob@vm-bob"
-
-
-@pytest.fixture(scope="module")
-def stack(
-    cluster: Cluster,
-    clock: helpers.Clock,
-    tenant_secrets: None,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Stack:
-    del tenant_secrets
-    return stand_up(
-        cluster,
-        helpers.example("bslr.yaml"),
-        helpers.example("bsls.yaml"),
-        clock,
-        tmp_path_factory.mktemp("clients"),
-    )
 
 
 @pytest.fixture(scope="module")
