@@ -141,6 +141,7 @@ def repository_password(cluster: Cluster, bslr: dict) -> str:
 def with_password(secret: dict, password: str) -> dict:
     """A copy of a password Secret holding another password (base64 `data`)."""
     out = copy.deepcopy(secret)
+    out.pop("stringData", None)  # it would win over data when the Secret is stored
     out["data"] = {"password": base64.b64encode(password.encode()).decode()}
     return out
 

@@ -1,0 +1,74 @@
+"""The rendered repository-init Job against storage it cannot use: clear failures, no damage.
+
+Each case runs the Job the function renders for a BSLR, as a cluster would, and asserts
+what an app team reads: the Job fails, its log says why, the BSLR says InitFailed, and
+existing data is untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from tests import helpers
+from tests.e2e.cluster import Cluster
+from tests.e2e.composite import Composite
+from tests.e2e.stack import succeeded, with_password
+from tests.e2e.test_s3 import s3_endpoint  # noqa: F401 - the fixture
+
+PASSWORD_SECRET = "team-a-repo-password"
+
+
+def init(cluster: Cluster, bslr: dict, clock: helpers.Clock) -> tuple[Composite, list]:
+    repository = Composite(cluster, bslr, clock)
+    repository.reconcile()
+    runs = cluster.run_jobs()
+    repository.reconcile()
+    return repository, runs
+
+
+def test_wrong_password_for_existing_data_fails_without_touching_it(
+    cluster: Cluster, clock: helpers.Clock, tenant_secrets: None
+) -> None:
+    del tenant_secrets
+    first, runs = init(cluster, helpers.example("bslr.yaml"), clock)
+    succeeded(runs)
+    assert first.conditions["Initialized"][:2] == ("True", "Initialized")
+    claim = cluster.claim("team-a", "team-a-backups")
+    before = (claim / "kopia.repository.f").read_bytes()
+
+    # A second repository on the same volume, whose Secret holds another password.
+    secret = next(
+        s for s in helpers.load("secrets.yaml") if s["metadata"]["name"] == PASSWORD_SECRET
+    )
+    other = with_password(secret, "not-the-password-that-made-it")
+    other["metadata"]["name"] = "other-password"
+    cluster.apply(other)
+    bslr = copy.deepcopy(helpers.example("bslr.yaml"))
+    bslr["metadata"]["name"] = "same-volume"
+    bslr["spec"]["passwordSecretRef"]["name"] = "other-password"
+    repository, [run] = init(cluster, bslr, clock)
+
+    assert not run.succeeded
+    assert "its password is not the one in passwordSecretRef" in run.logs
+    status, reason, message = repository.conditions["Initialized"]
+    assert (status, reason) == ("False", "InitFailed")
+    assert f"logs job/{run.name}" in message
+    assert (claim / "kopia.repository.f").read_bytes() == before
+
+
+@pytest.mark.usefixtures("tenant_secrets")
+def test_missing_bucket_fails_with_kopias_reason(
+    cluster: Cluster,
+    clock: helpers.Clock,
+    s3_endpoint: str,  # noqa: F811
+) -> None:
+    bslr = helpers.example("bslr-s3.yaml")
+    bslr["metadata"]["name"] = "no-bucket"
+    bslr["spec"]["backend"]["s3"]["endpoint"] = s3_endpoint
+    bslr["spec"]["backend"]["s3"]["bucket"] = "does-not-exist"
+    repository, [run] = init(cluster, bslr, clock)
+    assert not run.succeeded
+    assert "does-not-exist" in run.logs or "bucket" in run.logs.lower(), run.logs
+    assert repository.conditions["Initialized"][1] == "InitFailed"
