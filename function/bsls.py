@@ -28,16 +28,18 @@ from crossplane.function import resource, response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from google.protobuf import json_format, struct_pb2
 
-from function import names, repository, status, tls, users
+from function import names, pods, repository, status, tls, users
 from function.models import BSLRSpec, BSLSSpec, FunctionInput, User, describe_error, user_spec
 from function.observed import Observed, normalise
 from function.resources import jobs, secrets, server
 from function.safe import mapping, text
 from function.status import Conditions
-from function.structs import Built, build
+from function.structs import BuildCache, Built, build
 from function.tenancy import CLAIM_NAMESPACE_LABEL, InputError, belongs, in_namespace, tenant_name
 
 SCRIPT_NAMES = ("server.sh", "user-sync.sh")
+# Built Deployments, by everything they derive from (see structs.BuildCache).
+_BUILT = BuildCache(512)
 
 
 @dataclasses.dataclass
@@ -57,7 +59,7 @@ class ServedTLS:
     not_after: str
     chain_digest: str
     secret_name: str  # the Secret the server mounts
-    manifests: dict[str, dict]
+    manifests: dict[str, Built]
     ok: bool
     reason: str
     message: str
@@ -75,6 +77,7 @@ class Context:
     observed: Observed
     port: int
     endpoint: str
+    spec_key: bytes  # the serialized spec: keys caches of what derives from it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +110,14 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
 
     port = spec.service.port or inp.servicePort
     ctx = Context(
-        name, namespace, spec, inp, observed, port, server.endpoint(name, namespace, port)
+        name,
+        namespace,
+        spec,
+        inp,
+        observed,
+        port,
+        server.endpoint(name, namespace, port),
+        observed.xr_spec_bytes(),
     )
     previous = _previous_status(xr)
     conditions = Conditions()
@@ -123,10 +133,13 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
     control = _control(ctx)
     scripts_cm = secrets.scripts(name, namespace, SCRIPT_NAMES)
     connection = repo.connection if served.ok else None
-    desired = {
+    desired: dict[str, dict | Built] = {
         **served.manifests,
-        names.CONTROL: control.secret,
-        names.SCRIPTS: scripts_cm,
+        names.CONTROL: _BUILT.get(
+            ("control", name, namespace, control.username, control.password, control.hmac_key),
+            lambda: control.secret,
+        ),
+        names.SCRIPTS: _BUILT.get(("scripts", name, namespace), lambda: scripts_cm),
         **_server(ctx, connection, served, control, scripts_cm),
     }
 
@@ -167,31 +180,43 @@ def _server(
     served: ServedTLS,
     control: Control,
     scripts_cm: dict,
-) -> dict[str, dict]:
+) -> dict[str, dict | Built]:
     """The Service, the NetworkPolicy and, when it can run, the server Deployment."""
-    out = {names.SERVICE: server.service(ctx.name, ctx.namespace, ctx.spec, ctx.port)}
-    if ctx.spec.networkPolicy.enabled:
-        out[names.NETWORK_POLICY] = server.network_policy(ctx.name, ctx.namespace, ctx.spec)
+    name, namespace, spec = ctx.name, ctx.namespace, ctx.spec
+    out: dict[str, dict | Built] = {
+        names.SERVICE: _BUILT.get(
+            ("service", name, namespace, spec.service.type, ctx.port),
+            lambda: server.service(name, namespace, spec, ctx.port),
+        )
+    }
+    if spec.networkPolicy.enabled:
+        out[names.NETWORK_POLICY] = _BUILT.get(
+            ("network-policy", name, namespace, ctx.spec_key),
+            lambda: server.network_policy(name, namespace, spec),
+        )
     if ctx.spec.metrics.podMonitor:
         out[names.POD_MONITOR] = server.pod_monitor(ctx.name, ctx.namespace)
     if connection is not None:
-        out[names.SERVER] = server.deployment(
-            xr=ctx.name,
-            namespace=ctx.namespace,
-            spec=ctx.spec,
-            image=ctx.inp.kopiaImage,
-            uid=ctx.inp.runAsUser,
-            connection=connection,
-            tls_secret=served.secret_name,
-            control_secret=control.secret["metadata"]["name"],
-            control_username=control.username,
-            scripts_config_map=scripts_cm["metadata"]["name"],
-            rollout={
-                "tls-digest": served.chain_digest,
-                "scripts-digest": _digest_of(scripts_cm["data"]),
-                "repository-digest": connection.digest,
-                "control-digest": _keyed(control.hmac_key, control.password)[:16],
-            },
+        rollout = {
+            "tls-digest": served.chain_digest,
+            "scripts-digest": _scripts_digest(),
+            "repository-digest": connection.digest,
+            "control-digest": _keyed(control.hmac_key, control.password)[:16],
+        }
+        inputs = {
+            "xr": ctx.name,
+            "namespace": ctx.namespace,
+            "image": ctx.inp.kopiaImage,
+            "uid": ctx.inp.runAsUser,
+            "connection": connection,
+            "tls_secret": served.secret_name,
+            "control_secret": control.secret["metadata"]["name"],
+            "control_username": control.username,
+            "scripts_config_map": scripts_cm["metadata"]["name"],
+        }
+        key = ("server", ctx.spec_key, *inputs.values(), *sorted(rollout.items()))
+        out[names.SERVER] = _BUILT.get(
+            key, lambda: server.deployment(spec=ctx.spec, rollout=rollout, **inputs)
         )
     elif (kept := ctx.observed.keep(names.SERVER)) is not None:
         out[names.SERVER] = kept
@@ -205,7 +230,7 @@ def _users(  # noqa: PLR0917
     control: Control,
     scripts_cm: dict,
     resolved: list[users.Resolved],
-) -> dict[str, dict]:
+) -> dict[str, dict | Built]:
     """One credentials Secret per user, and the sync Job when every password is known."""
     out: dict[str, dict | Built] = {}
     for r in resolved:
@@ -220,7 +245,7 @@ def _users(  # noqa: PLR0917
             "fingerprint": fingerprint,
             "repository": connection.digest,
             "image": ctx.inp.kopiaImage,
-            "scripts": _digest_of(scripts_cm["data"]),
+            "scripts": _scripts_digest(),
             "control": control.password,
         }
         out[names.USER_SYNC] = _sync_job(
@@ -531,9 +556,7 @@ def _tls(ctx: Context, now: datetime.datetime, previous: dict) -> ServedTLS:
         regenerated["dataprotection.bsls.dev/replaces-fingerprint"] = old_pin or "unknown"
     else:
         # Carry the note of an earlier regeneration, so the condition keeps saying it.
-        old_annotations = ((observed.get(names.TLS_CA) or {}).get("metadata") or {}).get(
-            "annotations"
-        ) or {}
+        old_annotations = mapping(observed.get(names.TLS_CA), "metadata", "annotations")
         for key in (
             "dataprotection.bsls.dev/regenerated-at",
             "dataprotection.bsls.dev/replaces-fingerprint",
@@ -577,7 +600,23 @@ def _tls(ctx: Context, now: datetime.datetime, previous: dict) -> ServedTLS:
         not_after=not_after,
         chain_digest=tls.digest(plan.leaf.chain_pem),
         secret_name=leaf_secret["metadata"]["name"],
-        manifests={names.TLS_CA: ca_secret, names.TLS_SERVER: leaf_secret},
+        manifests={
+            names.TLS_CA: _BUILT.get(
+                (
+                    "tls-ca",
+                    name,
+                    namespace,
+                    plan.ca.cert_pem,
+                    plan.ca.key_pem,
+                    *regenerated.items(),
+                ),
+                lambda: ca_secret,
+            ),
+            names.TLS_SERVER: _BUILT.get(
+                ("tls-server", name, namespace, plan.leaf.chain_pem, plan.leaf.key_pem),
+                lambda: leaf_secret,
+            ),
+        },
         ok=True,
         reason=reason,
         message=message,
@@ -714,6 +753,12 @@ def _users_condition(
             "Syncing",
             f"Job {namespace}/{job_name} is applying {count} user(s).",
         )
+
+
+@functools.cache
+def _scripts_digest() -> str:
+    """A digest of the pod scripts this function ships (fixed for the process's life)."""
+    return _digest_of({n: pods.script(n) for n in SCRIPT_NAMES})
 
 
 def _digest_of(data: dict[str, str]) -> str:

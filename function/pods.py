@@ -7,6 +7,7 @@ as a fixed non-root UID with a read-only root filesystem, so every path kopia wr
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 
 from function.repository import Connection
@@ -23,8 +24,9 @@ SCRATCH = {
 SCRIPT_NAMES = ("server.sh", "user-sync.sh", "repository-init.sh")
 
 
+@functools.cache
 def script(name: str) -> str:
-    """The text of a pod script shipped in the package (`function/scripts`)."""
+    """The text of a pod script shipped in the package (`function/scripts`), read once."""
     return resources.files("function").joinpath("scripts", name).read_text(encoding="utf-8")
 
 

@@ -7,7 +7,10 @@ pin) is built once per distinct input and then copied into each response as byte
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import threading
+from collections.abc import Callable, Hashable
 
 from crossplane.function import resource
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
@@ -31,3 +34,30 @@ def build(manifest: dict) -> Built:
         name=manifest["metadata"]["name"],
         struct=composed.resource.SerializeToString(deterministic=True),
     )
+
+
+class BuildCache:
+    """Built manifests by the inputs their builder depends on, least recently used out.
+
+    A key must name every input of the builder: the same key must always build the same
+    manifest. Nothing keyed on a whole request: requests differ on every poll.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: collections.OrderedDict[Hashable, Built] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], dict]) -> Built:
+        """The cached manifest for `key`, or `make()` built and remembered."""
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                return found
+        built = build(make())
+        with self._lock:
+            self._items[key] = built
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return built

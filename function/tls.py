@@ -122,6 +122,7 @@ def _public_bytes(key: PrivateKey | x509.Certificate) -> bytes:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def key_matches(cert: x509.Certificate, key: PrivateKey) -> bool:
     """Whether `key` is the private half of the certificate's public key."""
     return _public_bytes(cert) == _public_bytes(key)
