@@ -29,17 +29,17 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from google.protobuf import json_format, struct_pb2
 
 from function import names, pods, repository, status, tls, users
-from function.models import BSLRSpec, BSLSSpec, FunctionInput, User, describe_error, user_spec
+from function.models import BSLRSpec, BSLSSpec, FunctionInput, describe_error, user_spec
 from function.observed import Observed, normalise
 from function.resources import jobs, secrets, server
 from function.safe import mapping, text
 from function.status import Conditions
-from function.structs import BuildCache, Built, build
+from function.structs import BuildCache, Built
 from function.tenancy import CLAIM_NAMESPACE_LABEL, InputError, belongs, in_namespace, tenant_name
 
 SCRIPT_NAMES = ("server.sh", "user-sync.sh")
-# Built Deployments, by everything they derive from (see structs.BuildCache).
-_BUILT = BuildCache(512)
+# Built manifests, by everything they derive from (see structs.BuildCache): 8 MiB.
+_BUILT = BuildCache(8 * 1024 * 1024)
 
 
 @dataclasses.dataclass
@@ -266,38 +266,14 @@ def _users(  # noqa: PLR0917
 def _credentials(
     xr: str, namespace: str, r: users.Resolved, endpoint: str, fingerprint: str
 ) -> Built:
-    return _credentials_cached(
-        xr, namespace, r.user, r.secret_name, r.password, endpoint, fingerprint
+    key = ("credentials", xr, namespace, r.user, r.secret_name, r.password, endpoint, fingerprint)
+    return _BUILT.get(
+        key, lambda: users.credentials_secret(xr, namespace, r, endpoint, fingerprint)
     )
 
 
-@functools.lru_cache(maxsize=4096)
-def _credentials_cached(  # noqa: PLR0917 - the cache key
-    xr: str,
-    namespace: str,
-    user: User,
-    secret_name: str,
-    password: str | None,
-    endpoint: str,
-    fingerprint: str,
-) -> Built:
-    resolved = users.Resolved(user, secret_name, password)
-    return build(users.credentials_secret(xr, namespace, resolved, endpoint, fingerprint))
-
-
-def _sync_job(ctx: Context, **kwargs: object) -> Built:
-    return _sync_job_cached(
-        ctx.name, ctx.namespace, ctx.inp.kopiaImage, ctx.inp.runAsUser, ctx.endpoint, **kwargs
-    )
-
-
-@functools.lru_cache(maxsize=256)
-def _sync_job_cached(
-    xr: str,
-    namespace: str,
-    image: str,
-    uid: int,
-    endpoint: str,
+def _sync_job(
+    ctx: Context,
     *,
     digest: str,
     connection: repository.Connection,
@@ -307,21 +283,42 @@ def _sync_job_cached(
     control_username: str,
     scripts_config_map: str,
 ) -> Built:
-    return build(
-        jobs.user_sync(
-            xr=xr,
-            namespace=namespace,
+    """The sync Job, cached by its inputs.
+
+    `digest` covers the identities and passwords, and with the XR's name the credentials
+    Secret names, so the long list of sources stays out of the key.
+    """
+    inp = ctx.inp
+    key = (
+        "user-sync",
+        ctx.name,
+        ctx.namespace,
+        inp.kopiaImage,
+        inp.runAsUser,
+        ctx.endpoint,
+        digest,
+        connection.digest,
+        fingerprint,
+        control_secret,
+        control_username,
+        scripts_config_map,
+    )
+    return _BUILT.get(
+        key,
+        lambda: jobs.user_sync(
+            xr=ctx.name,
+            namespace=ctx.namespace,
             digest=digest,
-            image=image,
-            uid=uid,
+            image=inp.kopiaImage,
+            uid=inp.runAsUser,
             connection=connection,
             sources=sources,
-            endpoint=endpoint,
+            endpoint=ctx.endpoint,
             fingerprint=fingerprint,
             control_secret=control_secret,
             control_username=control_username,
             scripts_config_map=scripts_config_map,
-        )
+        ),
     )
 
 
@@ -398,7 +395,7 @@ def _spec(observed: Observed) -> BSLSSpec:
     return parsed
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=128)
 def _parse_spec(spec: bytes) -> BSLSSpec | str:
     """Validate a spec once per distinct spec (the key is its serialized Struct)."""
     value = struct_pb2.Value()

@@ -40,11 +40,14 @@ class BuildCache:
     """Built manifests by the inputs their builder depends on, least recently used out.
 
     A key must name every input of the builder: the same key must always build the same
-    manifest. Nothing keyed on a whole request: requests differ on every poll.
+    manifest. Nothing keyed on a whole request: requests differ on every poll. The cache
+    holds at most `budget` bytes of serialized manifests, so a server with a thousand
+    users costs what its manifests weigh, not a thousand slots.
     """
 
-    def __init__(self, size: int) -> None:
-        self._size = size
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+        self._used = 0
         self._items: collections.OrderedDict[Hashable, Built] = collections.OrderedDict()
         self._lock = threading.Lock()
 
@@ -57,7 +60,10 @@ class BuildCache:
                 return found
         built = build(make())
         with self._lock:
-            self._items[key] = built
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+            if key not in self._items:
+                self._items[key] = built
+                self._used += len(built.struct)
+            while self._used > self._budget and self._items:
+                _, dropped = self._items.popitem(last=False)
+                self._used -= len(dropped.struct)
         return built
