@@ -524,6 +524,13 @@ def _decode(secret: dict | None, *keys: str) -> tuple[bytes, ...] | None:
     return tuple(out)
 
 
+def _observed_secret(observed: Observed, key: str, *data_keys: str) -> tuple[bytes, ...] | None:
+    """Decode keys of an observed composed Secret, read straight from its Struct."""
+    if not observed.exists(key):
+        return None
+    return _decode({"data": {k: observed.secret_value(key, k) for k in data_keys}}, *data_keys)
+
+
 def _tls(ctx: Context, now: datetime.datetime, previous: dict) -> ServedTLS:
     observed, spec, inp = ctx.observed, ctx.spec, ctx.inp
     name, namespace = ctx.name, ctx.namespace
@@ -532,8 +539,8 @@ def _tls(ctx: Context, now: datetime.datetime, previous: dict) -> ServedTLS:
     dns_names = server.dns_names(name, namespace) + [
         n for n in spec.tls.additionalDNSNames if n not in server.dns_names(name, namespace)
     ]
-    observed_ca = _decode(observed.get(names.TLS_CA), "ca.crt", "ca.key")
-    observed_leaf = _decode(observed.get(names.TLS_SERVER), "tls.crt", "tls.key")
+    observed_ca = _observed_secret(observed, names.TLS_CA, "ca.crt", "ca.key")
+    observed_leaf = _observed_secret(observed, names.TLS_SERVER, "tls.crt", "tls.key")
     plan = tls.ensure(
         observed_ca=observed_ca,  # type: ignore[arg-type]
         observed_leaf=observed_leaf,  # type: ignore[arg-type]
@@ -553,7 +560,7 @@ def _tls(ctx: Context, now: datetime.datetime, previous: dict) -> ServedTLS:
         regenerated["dataprotection.bsls.dev/replaces-fingerprint"] = old_pin or "unknown"
     else:
         # Carry the note of an earlier regeneration, so the condition keeps saying it.
-        old_annotations = mapping(observed.get(names.TLS_CA), "metadata", "annotations")
+        old_annotations = observed.annotations(names.TLS_CA)
         for key in (
             "dataprotection.bsls.dev/regenerated-at",
             "dataprotection.bsls.dev/replaces-fingerprint",
@@ -669,7 +676,7 @@ def _brought_tls(
 
 def _control(ctx: Context) -> Control:
     """The control user's password and the digest key: generated once, then read back."""
-    found = _decode(ctx.observed.get(names.CONTROL), "password", "hmac-key")
+    found = _observed_secret(ctx.observed, names.CONTROL, "password", "hmac-key")
     password, key = (v.decode("utf-8", "replace") for v in found) if found else ("", "")
     if len(password) < 16:
         password = users.generate_password()

@@ -88,6 +88,21 @@ class Observed:
             return None
         return data[data_key].string_value
 
+    def exists(self, key: str) -> bool:
+        """Whether a composed resource is observed under this composition-resource-name."""
+        return key in self._req.observed.resources
+
+    def annotations(self, key: str) -> dict[str, str]:
+        """The string annotations of an observed composed resource."""
+        found = self._req.observed.resources.get(key)
+        if found is None or "metadata" not in found.resource.fields:
+            return {}
+        meta = found.resource.fields["metadata"].struct_value.fields
+        if "annotations" not in meta:
+            return {}
+        fields = meta["annotations"].struct_value.fields
+        return {k: v.string_value for k, v in fields.items() if v.HasField("string_value")}
+
     def name(self, key: str) -> str:
         """The name of an observed composed resource, or an empty string."""
         found = self._req.observed.resources.get(key)

@@ -41,7 +41,7 @@ class CA:
     cert: x509.Certificate
     key: PrivateKey
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """SHA-256 of the DER certificate, lowercase hex: what clients pin."""
         return fingerprint(self.cert)
@@ -237,6 +237,16 @@ def new_leaf(
 
 def parse_ca(cert_pem: bytes, key_pem: bytes, now: datetime.datetime) -> CA:
     """Load an observed CA, or raise TLSError saying why it cannot be used."""
+    ca = _load_ca(cert_pem, key_pem)
+    if ca.cert.not_valid_after_utc <= now:
+        msg = f"the CA certificate expired at {rfc3339(ca.cert.not_valid_after_utc)}"
+        raise TLSError(msg)
+    return ca
+
+
+@functools.lru_cache(maxsize=1024)
+def _load_ca(cert_pem: bytes, key_pem: bytes) -> CA:
+    """The parts of loading a CA that do not depend on the time, once per CA."""
     cert = load_certificates(cert_pem, "the CA certificate")[0]
     key = load_key(key_pem, "the CA key")
     if not key_matches(cert, key):
@@ -245,9 +255,6 @@ def parse_ca(cert_pem: bytes, key_pem: bytes, now: datetime.datetime) -> CA:
     constraints = _basic_constraints(cert)
     if constraints is None or not constraints.ca:
         msg = "the CA certificate is not a CA (basic constraints)"
-        raise TLSError(msg)
-    if cert.not_valid_after_utc <= now:
-        msg = f"the CA certificate expired at {rfc3339(cert.not_valid_after_utc)}"
         raise TLSError(msg)
     return CA(cert_pem, key_pem, cert, key)
 
