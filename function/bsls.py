@@ -21,6 +21,7 @@ import datetime
 import functools
 import hashlib
 import hmac
+import json
 import re
 
 import pydantic
@@ -395,6 +396,15 @@ def _spec(observed: Observed) -> BSLSSpec:
     return parsed
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_bslr(spec: str) -> BSLRSpec | pydantic.ValidationError:
+    """Validate a repository's spec once per distinct spec (the key is its JSON)."""
+    try:
+        return BSLRSpec.model_validate(normalise(user_spec(json.loads(spec))))
+    except pydantic.ValidationError as e:
+        return e
+
+
 @functools.lru_cache(maxsize=128)
 def _parse_spec(spec: bytes) -> BSLSSpec | str:
     """Validate a spec once per distinct spec (the key is its serialized Struct)."""
@@ -463,9 +473,9 @@ def _repository(ctx: Context, xr: dict) -> Repo:
             f"BackupStorageLocationRepository {ref} does not exist; create it or fix "
             "spec.repositoryRef.name. A running server is left as it is.",
         )
-    try:
-        bslr_spec = BSLRSpec.model_validate(normalise(user_spec(mapping(bslr, "spec"))))
-    except pydantic.ValidationError as e:
+    bslr_spec = _parse_bslr(json.dumps(mapping(bslr, "spec"), sort_keys=True))
+    if isinstance(bslr_spec, pydantic.ValidationError):
+        e = bslr_spec
         return Repo(
             None,
             "InvalidRepository",

@@ -8,6 +8,7 @@ and whatever already runs is kept as it is.
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import traceback
 
@@ -16,6 +17,7 @@ import pydantic
 from crossplane.function import logging, resource, response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
+from google.protobuf import struct_pb2
 
 from function import bslr, bsls
 from function.clock import Clock, system_clock
@@ -27,12 +29,21 @@ from function.tenancy import InputError, tenant_namespace
 
 def function_input(req: fnv1.RunFunctionRequest) -> FunctionInput:
     """The validated function input (all fields default when there is none)."""
-    raw = normalise(resource.struct_to_dict(req.input)) if req.HasField("input") else {}
+    raw = req.input.SerializeToString(deterministic=True) if req.HasField("input") else b""
+    parsed = _parse_input(raw)
+    if isinstance(parsed, str):
+        raise InputError(parsed)
+    return parsed
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_input(raw: bytes) -> FunctionInput | str:
+    """Validate an input once per distinct input (one per Composition, in practice)."""
+    data = normalise(resource.struct_to_dict(struct_pb2.Struct.FromString(raw)))
     try:
-        return FunctionInput.model_validate(raw)
+        return FunctionInput.model_validate(data)
     except pydantic.ValidationError as e:
-        msg = f"invalid function input in the Composition: {describe_error(e, 'input')}"
-        raise InputError(msg) from None
+        return f"invalid function input in the Composition: {describe_error(e, 'input')}"
 
 
 class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
