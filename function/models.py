@@ -8,6 +8,7 @@ pydantic's errors into one sentence per field, in the path syntax of the XR
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Annotated, Literal
@@ -182,7 +183,7 @@ class User(Strict):
             raise ValueError(msg)
         return value
 
-    @property
+    @functools.cached_property
     def identity(self) -> str:
         """The Kopia identity, `username@hostname`."""
         return f"{self.username}@{self.hostname}"

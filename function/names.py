@@ -7,6 +7,7 @@ shortened with a hash suffix, never truncated into a collision.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -75,6 +76,7 @@ def job(xr: str, suffix: str, content_digest: str) -> str:
     return f"{label(f'{xr}-{suffix}')[:52].rstrip('-')}-{content_digest[:10]}"
 
 
+@functools.lru_cache(maxsize=16384)
 def credentials(xr: str, username: str, hostname: str) -> str:
     """The credentials Secret of one user."""
     raw = f"{xr}-{username}-{hostname}".replace("_", "-").lower()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
@@ -19,6 +20,7 @@ import secrets
 from function import names
 from function.models import User
 from function.resources.meta import b64, metadata
+from function.safe import mapping
 
 MAX_PASSWORD_BYTES = 1024
 
@@ -123,17 +125,20 @@ def resolve(
 
 
 def _generated(user: User, name: str, observed: dict | None) -> Resolved:
-    if observed is not None:
-        try:
-            password = check_password(
-                secret_value(observed, "password", f"credentials Secret {name}"), "password"
-            )
-        except ValueError:
-            # Our own Secret was edited into something unusable: issue a new password.
-            pass
-        else:
-            return Resolved(user, name, password)
+    kept = _kept_password(mapping(observed, "data").get("password")) if observed else None
+    if kept is not None:
+        return Resolved(user, name, kept)
+    # None yet, or our own Secret was edited into something unusable: issue a new one.
     return Resolved(user, name, generate_password(), generated=True)
+
+
+@functools.lru_cache(maxsize=16384)
+def _kept_password(encoded: object) -> str | None:
+    """A generated password read back from its Secret (still base64), if it is usable."""
+    try:
+        return check_password(secret_value({"data": {"password": encoded}}, "password", ""), "")
+    except (ValueError, TypeError):
+        return None
 
 
 def connect_command(endpoint: str, fingerprint: str, user: User, *, windows: bool) -> str:
