@@ -14,8 +14,6 @@ Anything that depends on an input that is missing or broken is kept exactly as i
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import datetime
 import functools
@@ -29,18 +27,16 @@ from crossplane.function import resource, response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from google.protobuf import json_format, struct_pb2
 
-from function import names, pods, repository, status, tls, users
+from function import names, pods, repository, serving, status, users
 from function.models import BSLRSpec, BSLSSpec, FunctionInput, describe_error, user_spec
 from function.observed import Observed, normalise
 from function.resources import jobs, secrets, server
 from function.safe import mapping, text
 from function.status import Conditions
-from function.structs import BuildCache, Built
+from function.structs import BUILT, Built
 from function.tenancy import CLAIM_NAMESPACE_LABEL, InputError, belongs, in_namespace, tenant_name
 
 SCRIPT_NAMES = ("server.sh", "user-sync.sh")
-# Built manifests, by everything they derive from (see structs.BuildCache): 8 MiB.
-_BUILT = BuildCache(8 * 1024 * 1024)
 
 
 @dataclasses.dataclass
@@ -50,21 +46,6 @@ class Repo:
     connection: repository.Connection | None
     reason: str
     message: str
-
-
-@dataclasses.dataclass
-class ServedTLS:
-    """The outcome of the TLS step: what to compose and what to publish."""
-
-    fingerprint: str
-    not_after: str
-    chain_digest: str
-    secret_name: str  # the Secret the server mounts
-    manifests: dict[str, Built]
-    ok: bool
-    reason: str
-    message: str
-    event: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +109,15 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
     conditions.set(status.REPOSITORY_READY, repo.connection is not None, repo.reason, repo.message)
 
     # 3. TLS.
-    served = _tls(ctx, now, previous)
+    served = serving.serve(
+        observed=observed,
+        spec=spec,
+        inp=inp,
+        name=name,
+        namespace=namespace,
+        now=now,
+        previous=previous,
+    )
     conditions.set(status.TLS_READY, served.ok, served.reason, served.message)
     # 4. Server.
     control = _control(ctx)
@@ -136,11 +125,11 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
     connection = repo.connection if served.ok else None
     desired: dict[str, dict | Built] = {
         **served.manifests,
-        names.CONTROL: _BUILT.get(
+        names.CONTROL: BUILT.get(
             ("control", name, namespace, control.username, control.password, control.hmac_key),
             lambda: control.secret,
         ),
-        names.SCRIPTS: _BUILT.get(("scripts", name, namespace), lambda: scripts_cm),
+        names.SCRIPTS: BUILT.get(("scripts", name, namespace), lambda: scripts_cm),
         **_server(ctx, connection, served, control, scripts_cm),
     }
 
@@ -178,20 +167,20 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
 def _server(
     ctx: Context,
     connection: repository.Connection | None,
-    served: ServedTLS,
+    served: serving.ServedTLS,
     control: Control,
     scripts_cm: dict,
 ) -> dict[str, dict | Built]:
     """The Service, the NetworkPolicy and, when it can run, the server Deployment."""
     name, namespace, spec = ctx.name, ctx.namespace, ctx.spec
     out: dict[str, dict | Built] = {
-        names.SERVICE: _BUILT.get(
+        names.SERVICE: BUILT.get(
             ("service", name, namespace, spec.service.type, ctx.port),
             lambda: server.service(name, namespace, spec, ctx.port),
         )
     }
     if spec.networkPolicy.enabled:
-        out[names.NETWORK_POLICY] = _BUILT.get(
+        out[names.NETWORK_POLICY] = BUILT.get(
             ("network-policy", name, namespace, ctx.spec_key),
             lambda: server.network_policy(name, namespace, spec),
         )
@@ -216,7 +205,7 @@ def _server(
             "scripts_config_map": scripts_cm["metadata"]["name"],
         }
         key = ("server", ctx.spec_key, *inputs.values(), *sorted(rollout.items()))
-        out[names.SERVER] = _BUILT.get(
+        out[names.SERVER] = BUILT.get(
             key, lambda: server.deployment(spec=ctx.spec, rollout=rollout, **inputs)
         )
     elif (kept := ctx.observed.keep(names.SERVER)) is not None:
@@ -268,9 +257,7 @@ def _credentials(
     xr: str, namespace: str, r: users.Resolved, endpoint: str, fingerprint: str
 ) -> Built:
     key = ("credentials", xr, namespace, r.user, r.secret_name, r.password, endpoint, fingerprint)
-    return _BUILT.get(
-        key, lambda: users.credentials_secret(xr, namespace, r, endpoint, fingerprint)
-    )
+    return BUILT.get(key, lambda: users.credentials_secret(xr, namespace, r, endpoint, fingerprint))
 
 
 def _sync_job(
@@ -304,7 +291,7 @@ def _sync_job(
         control_username,
         scripts_config_map,
     )
-    return _BUILT.get(
+    return BUILT.get(
         key,
         lambda: jobs.user_sync(
             xr=ctx.name,
@@ -520,173 +507,9 @@ def _repository_owner(ctx: Context, xr: dict) -> str | None:
     return min(older)[1] if older else None
 
 
-def _decode(secret: dict | None, *keys: str) -> tuple[bytes, ...] | None:
-    """Decode Secret keys; missing or broken data decodes to b"" (unusable, not absent)."""
-    if secret is None:
-        return None
-    data = mapping(secret, "data")
-    out = []
-    for key in keys:
-        try:
-            out.append(base64.b64decode(str(data.get(key, "")), validate=True))
-        except (binascii.Error, ValueError):
-            out.append(b"")
-    return tuple(out)
-
-
-def _observed_secret(observed: Observed, key: str, *data_keys: str) -> tuple[bytes, ...] | None:
-    """Decode keys of an observed composed Secret, read straight from its Struct."""
-    if not observed.exists(key):
-        return None
-    return _decode({"data": {k: observed.secret_value(key, k) for k in data_keys}}, *data_keys)
-
-
-def _tls(ctx: Context, now: datetime.datetime, previous: dict) -> ServedTLS:
-    observed, spec, inp = ctx.observed, ctx.spec, ctx.inp
-    name, namespace = ctx.name, ctx.namespace
-    if spec.tls.secretRef is not None:
-        return _brought_tls(observed, spec.tls.secretRef.name, namespace, now, previous)
-    dns_names = server.dns_names(name, namespace) + [
-        n for n in spec.tls.additionalDNSNames if n not in server.dns_names(name, namespace)
-    ]
-    observed_ca = _observed_secret(observed, names.TLS_CA, "ca.crt", "ca.key")
-    observed_leaf = _observed_secret(observed, names.TLS_SERVER, "tls.crt", "tls.key")
-    plan = tls.ensure(
-        observed_ca=observed_ca,  # type: ignore[arg-type]
-        observed_leaf=observed_leaf,  # type: ignore[arg-type]
-        common_name=f"{name}.{namespace} kopia CA",
-        dns_names=dns_names,
-        ip_addresses=list(spec.tls.additionalIPAddresses),
-        now=now,
-        ca_validity_days=inp.caValidityDays,
-        leaf_validity_days=inp.certificateValidityDays,
-        renew_before=datetime.timedelta(days=inp.renew_before_days),
-    )
-    ca_secret = secrets.tls_ca(name, namespace, plan.ca)
-    old_pin = previous["tlsFingerprint"]
-    regenerated = ca_secret["metadata"].setdefault("annotations", {})
-    if plan.event == "ca-regenerated":
-        regenerated["dataprotection.bsls.dev/regenerated-at"] = tls.rfc3339(now)
-        regenerated["dataprotection.bsls.dev/replaces-fingerprint"] = old_pin or "unknown"
-    else:
-        # Carry the note of an earlier regeneration, so the condition keeps saying it.
-        old_annotations = observed.annotations(names.TLS_CA)
-        for key in (
-            "dataprotection.bsls.dev/regenerated-at",
-            "dataprotection.bsls.dev/replaces-fingerprint",
-        ):
-            if key in old_annotations:
-                regenerated[key] = str(old_annotations[key])
-    if not regenerated:
-        del ca_secret["metadata"]["annotations"]
-    leaf_secret = secrets.tls_server(name, namespace, plan.leaf, plan.ca)
-    fingerprint = plan.ca.fingerprint
-    not_after = tls.rfc3339(plan.leaf.not_after)
-    if "dataprotection.bsls.dev/regenerated-at" in regenerated:
-        reason = "CARegenerated"
-        message = (
-            f"The CA was regenerated at {regenerated['dataprotection.bsls.dev/regenerated-at']}"
-            + (f" ({plan.reason})" if plan.event == "ca-regenerated" and plan.reason else "")
-            + f": clients pinned to {regenerated['dataprotection.bsls.dev/replaces-fingerprint']}"
-            f" must re-pin to {fingerprint} (status.tlsFingerprint)."
-        )
-    elif plan.event == "renewed" or tls.reissued(plan.ca, plan.leaf):
-        # A leaf newer than its CA is a renewal; say so for as long as it is served.
-        why = f" because {plan.reason}" if plan.event == "renewed" else ""
-        issued = tls.rfc3339(plan.leaf.cert.not_valid_before_utc + tls.CLOCK_SKEW)
-        reason, message = (
-            "Renewed",
-            (
-                f"The serving certificate was re-issued under the same CA at {issued}{why}; "
-                f"the pin {fingerprint} is unchanged. It is valid until {not_after}."
-            ),
-        )
-    else:
-        reason, message = (
-            "Issued",
-            (
-                f"Serving certificate valid until {not_after}, signed by the CA whose fingerprint "
-                f"{fingerprint} clients pin."
-            ),
-        )
-    return ServedTLS(
-        fingerprint=fingerprint,
-        not_after=not_after,
-        chain_digest=tls.digest(plan.leaf.chain_pem),
-        secret_name=leaf_secret["metadata"]["name"],
-        manifests={
-            names.TLS_CA: _BUILT.get(
-                (
-                    "tls-ca",
-                    name,
-                    namespace,
-                    plan.ca.cert_pem,
-                    plan.ca.key_pem,
-                    *regenerated.items(),
-                ),
-                lambda: ca_secret,
-            ),
-            names.TLS_SERVER: _BUILT.get(
-                ("tls-server", name, namespace, plan.leaf.chain_pem, plan.leaf.key_pem),
-                lambda: leaf_secret,
-            ),
-        },
-        ok=True,
-        reason=reason,
-        message=message,
-        event=plan.event,
-    )
-
-
-def _brought_tls(
-    observed: Observed, secret_name: str, namespace: str, now: datetime.datetime, previous: dict
-) -> ServedTLS:
-    ref = f"Secret {namespace}/{secret_name} (spec.tls.secretRef)"
-    kept_fp = previous["tlsFingerprint"]
-    kept_after = previous["certificateNotAfter"]
-    secret = in_namespace(observed.required(names.REQ_TLS_SECRET), namespace)
-    if secret is None:
-        return ServedTLS(
-            kept_fp,
-            kept_after,
-            "",
-            secret_name,
-            {},
-            False,
-            "CertificateSecretNotFound",
-            f"{ref} does not exist; create a kubernetes.io/tls Secret with tls.crt and tls.key "
-            "(and ca.crt to pin a CA). A running server is left as it is.",
-        )
-    tls_crt, tls_key, ca_crt = _decode(secret, "tls.crt", "tls.key", "ca.crt") or (b"", b"", b"")
-    try:
-        brought = tls.check_brought(tls_crt, tls_key, ca_crt or None, now)
-    except tls.TLSError as e:
-        return ServedTLS(
-            kept_fp,
-            kept_after,
-            "",
-            secret_name,
-            {},
-            False,
-            "InvalidCertificate",
-            f"{ref} cannot be served: {e}. A running server is left as it is.",
-        )
-    pinned = "its ca.crt" if brought.pinned == "ca" else "its leaf certificate (there is no ca.crt)"
-    return ServedTLS(
-        fingerprint=brought.pin,
-        not_after=tls.rfc3339(brought.not_after),
-        chain_digest=brought.chain_digest,
-        secret_name=secret_name,
-        manifests={},
-        ok=True,
-        reason="Provided",
-        message=f"Serving the certificate from {ref}; clients pin {pinned}: {brought.pin}.",
-    )
-
-
 def _control(ctx: Context) -> Control:
     """The control user's password and the digest key: generated once, then read back."""
-    found = _observed_secret(ctx.observed, names.CONTROL, "password", "hmac-key")
+    found = ctx.observed.secret_bytes(names.CONTROL, "password", "hmac-key")
     password, key = (v.decode("utf-8", "replace") for v in found) if found else ("", "")
     if len(password) < 16:
         password = users.generate_password()

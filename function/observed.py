@@ -7,6 +7,9 @@ are read from the Struct directly.
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 import crossplane.function.proto.v1.run_function_pb2 as fnv1
 from crossplane.function import request, resource
 from google.protobuf import json_format, struct_pb2
@@ -102,6 +105,22 @@ class Observed:
             return {}
         fields = meta["annotations"].struct_value.fields
         return {k: v.string_value for k, v in fields.items() if v.HasField("string_value")}
+
+    def secret_bytes(self, key: str, *data_keys: str) -> tuple[bytes, ...] | None:
+        """Decoded keys of an observed Secret; None if it is not observed.
+
+        A key that is missing or not valid base64 decodes to b"": the Secret is there
+        but unusable, which is not the same as absent.
+        """
+        if not self.exists(key):
+            return None
+        out = []
+        for data_key in data_keys:
+            try:
+                out.append(base64.b64decode(self.secret_value(key, data_key) or "", validate=True))
+            except (binascii.Error, ValueError):
+                out.append(b"")
+        return tuple(out)
 
     def name(self, key: str) -> str:
         """The name of an observed composed resource, or an empty string."""

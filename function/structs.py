@@ -67,3 +67,7 @@ class BuildCache:
                 _, dropped = self._items.popitem(last=False)
                 self._used -= len(dropped.struct)
         return built
+
+
+# Every built manifest of every call, by the inputs it derives from: 8 MiB at most.
+BUILT = BuildCache(8 * 1024 * 1024)
