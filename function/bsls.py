@@ -150,9 +150,12 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
     # 6. Status and readiness.
     _server_condition(conditions, ctx, composed=connection is not None)
     emit(rsp, observed, desired)
+    fingerprint = served.fingerprint or previous["tlsFingerprint"]
     xr_status = {
         "endpoint": ctx.endpoint,
-        "tlsFingerprint": served.fingerprint or previous["tlsFingerprint"],
+        "tlsFingerprint": fingerprint,
+        # For `kubectl get`: enough to tell servers apart at a glance, never to pin.
+        "tlsFingerprintShort": f"{fingerprint[:12]}..." if fingerprint else "",
         "certificateNotAfter": served.not_after or previous["certificateNotAfter"],
         "userCount": len(resolved),
         "users": [

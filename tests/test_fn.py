@@ -75,6 +75,7 @@ def test_status_publishes_endpoint_and_the_ca_fingerprint(first: fnv1.RunFunctio
     assert served[-1] == ca
     assert status["certificateNotAfter"].endswith("Z")
     assert status["userCount"] == 2
+    assert status["tlsFingerprintShort"] == status["tlsFingerprint"][:12] + "..."
     assert status["users"] == [
         {"identity": "alice@vm-alice", "credentialsSecretName": "vm-backups-alice-vm-alice"},
         {"identity": "bob@vm-bob", "credentialsSecretName": "vm-backups-bob-vm-bob"},
