@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: all venv tools render render-all generate test unit lint e2e fuzz load bench clean
+.PHONY: all venv tools render render-all generate test unit lint e2e fuzz load bench cluster test-cluster clean
 
 all: test
 
@@ -39,7 +39,15 @@ lint: venv
 	$(VENV)/bin/shellcheck -s sh function/scripts/*.sh hack/*.sh .ci/run
 
 unit: venv
-	$(PY) -m pytest -q tests --ignore=tests/e2e
+	$(PY) -m pytest -q tests --ignore=tests/e2e --ignore=tests/cluster
+
+## cluster: a local control plane (etcd, kube-apiserver, Crossplane, this function) with the APIs.
+cluster: venv tools
+	$(PY) hack/cluster.py --apis
+
+## test-cluster: the tests on the local control plane alone.
+test-cluster: venv tools
+	$(PY) -m pytest -q -m cluster tests/cluster
 
 e2e: venv tools
 	$(PY) -m pytest -q tests/e2e

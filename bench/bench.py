@@ -53,7 +53,8 @@ def requests_for(users: int) -> dict[str, fnv1.RunFunctionRequest]:
     required = {n: h.select(pool, sel) for n, sel in probe.requirements.resources.items()}
     cold = h.request(xr, required=required)
     first = runner.run(cold)
-    observed = h.as_observed(first, server=h.DEPLOYMENT_AVAILABLE, **{"user-sync": h.JOB_COMPLETE})
+    sync = h.key(first, "user-sync")
+    observed = h.as_observed(first, server=h.DEPLOYMENT_AVAILABLE, **{sync: h.JOB_COMPLETE})
     warm = h.request(xr, observed=observed, required=required)
     return {"cold": cold, "warm": warm}
 

@@ -47,9 +47,11 @@ def compose(
         connection=connection,
         scripts_config_map=scripts_cm["metadata"]["name"],
     )
+    job_name = job["metadata"]["name"]
+    job_key = names.job_key(names.REPOSITORY_INIT, job_name)
     desired = {
         names.SCRIPTS: scripts_cm,
-        names.REPOSITORY_INIT: job,
+        job_key: job,
         names.NETWORK_POLICY: jobs.deny_ingress(name, namespace, "repository-init"),
     }
     for key, manifest in desired.items():
@@ -62,8 +64,7 @@ def compose(
             r.ready = fnv1.READY_TRUE
 
     conditions = Conditions()
-    job_name = job["metadata"]["name"]
-    obs = observed.get(names.REPOSITORY_INIT)
+    obs = observed.get(job_key)
     same = status.observed_name(obs) == job_name
     if same and status.job_complete(obs):
         conditions.set(

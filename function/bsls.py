@@ -143,13 +143,16 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
     desired.update(_users(ctx, connection, served.fingerprint, control, scripts_cm, resolved))
     problems = [r.problem for r in resolved if r.problem]
     syncing = connection is not None and not problems
-    job = desired.get(names.USER_SYNC)
-    job_name = job.name if isinstance(job, Built) else None
-    _users_condition(conditions, ctx, job_name if syncing else None, problems)
+    job = next((v for k, v in desired.items() if k.startswith(f"{names.USER_SYNC}-")), None)
+    job_name = job.name if isinstance(job, Built) and syncing else None
+    _users_condition(conditions, ctx, job_name, problems)
 
     # 6. Status and readiness.
     _server_condition(conditions, ctx, composed=connection is not None)
     emit(rsp, observed, desired)
+    if names.SERVER not in desired:
+        # Everything composed may be ready, but without a server nothing is served.
+        rsp.desired.composite.ready = fnv1.READY_FALSE
     fingerprint = served.fingerprint or previous["tlsFingerprint"]
     xr_status = {
         "endpoint": ctx.endpoint,
@@ -241,7 +244,7 @@ def _users(  # noqa: PLR0917
             "scripts": _scripts_digest(),
             "control": control.password,
         }
-        out[names.USER_SYNC] = _sync_job(
+        job = _sync_job(
             ctx,
             digest=users.sync_digest(control.hmac_key, resolved, settings),
             connection=connection,
@@ -251,8 +254,12 @@ def _users(  # noqa: PLR0917
             control_username=control.username,
             scripts_config_map=scripts_cm["metadata"]["name"],
         )
-    elif (kept := ctx.observed.keep(names.USER_SYNC)) is not None:
-        out[names.USER_SYNC] = kept
+        out[names.job_key(names.USER_SYNC, job.name)] = job
+    else:
+        # Keep the last sync exactly as it is: it stays the one in force.
+        for key in ctx.observed.keys(f"{names.USER_SYNC}-"):
+            if (kept := ctx.observed.keep(key)) is not None:
+                out[key] = kept
     return out
 
 
@@ -554,7 +561,7 @@ def _users_condition(
 ) -> None:
     """Say which sync is in force, or why none is. `job_name` is the Job composed now."""
     count = len(ctx.spec.users)
-    obs = ctx.observed.get(names.USER_SYNC)
+    obs = ctx.observed.get(names.job_key(names.USER_SYNC, job_name)) if job_name else None
     if problems:
         conditions.set(
             status.USERS_SYNCED,

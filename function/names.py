@@ -18,6 +18,9 @@ TLS_CA = "tls-ca"
 TLS_SERVER = "tls-server"
 CONTROL = "control"
 SCRIPTS = "scripts"
+# A Job that must run again gets a new composition-resource-name: Crossplane keeps the
+# name of the object it already composed under a key, and a Job's template is immutable.
+# So Jobs are keyed "<prefix>-<digest>" (see job_key) and a new digest is a new Job.
 USER_SYNC = "user-sync"
 NETWORK_POLICY = "network-policy"
 POD_MONITOR = "pod-monitor"
@@ -86,6 +89,11 @@ def credentials(xr: str, username: str, hostname: str) -> str:
         h = hashlib.sha256(f"{username}@{hostname}".encode()).hexdigest()[:8]
         return f"{raw[:240].rstrip('-.')}-{h}"
     return raw
+
+
+def job_key(prefix: str, job_name: str) -> str:
+    """The composition-resource-name of a Job: its prefix and its name's digest suffix."""
+    return f"{prefix}-{job_name.rsplit('-', 1)[-1]}"
 
 
 def credentials_key(identity: str) -> str:

@@ -165,9 +165,9 @@ class Observed:
                 out[part] = resource.struct_to_dict(fields[part].struct_value)
         return out
 
-    def keys(self) -> list[str]:
-        """The composition-resource-names of everything observed."""
-        return list(self._req.observed.resources.keys())
+    def keys(self, prefix: str = "") -> list[str]:
+        """The composition-resource-names of everything observed (starting with `prefix`)."""
+        return sorted(k for k in self._req.observed.resources if k.startswith(prefix))
 
     def resolved(self, name: str) -> bool:
         """Whether Crossplane has answered the requirement `name`."""

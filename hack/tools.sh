@@ -29,4 +29,7 @@ build() {
 build crossplane github.com/crossplane/crossplane/v2/cmd/crank
 build kopia github.com/kopia/kopia
 build kube-score github.com/zegl/kube-score/cmd/kube-score
+build etcd bsls.dev/tools/etcd
+build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+build crossplane-core github.com/crossplane/crossplane/v2/cmd/crossplane
 echo "tools ready in $bin"

@@ -197,3 +197,15 @@ JOB_COMPLETE = {"conditions": [{"type": "Complete", "status": "True"}], "succeed
 JOB_FAILED = {
     "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
 }
+
+
+def key(found: fnv1.RunFunctionResponse | dict, prefix: str) -> str:
+    """The one composition-resource-name that starts with `prefix-` (Jobs are keyed by digest)."""
+    keys = found.desired.resources if isinstance(found, fnv1.RunFunctionResponse) else found
+    [match] = [k for k in keys if k.startswith(f"{prefix}-")]
+    return match
+
+
+def sync_job(found: fnv1.RunFunctionResponse) -> dict:
+    """The desired user-sync Job."""
+    return desired(found)[key(found, "user-sync")]

@@ -11,7 +11,6 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from function import names
 from tests import helpers as h
 
 NS = "team-a"
@@ -36,7 +35,7 @@ def first() -> fnv1.RunFunctionResponse:
 def settled(first: fnv1.RunFunctionResponse) -> fnv1.RunFunctionResponse:
     """A reconcile where everything composed before is observed and healthy."""
     observed = h.as_observed(
-        first, server=h.DEPLOYMENT_AVAILABLE, **{names.USER_SYNC: h.JOB_COMPLETE}
+        first, server=h.DEPLOYMENT_AVAILABLE, **{h.key(first, "user-sync"): h.JOB_COMPLETE}
     )
     return h.reconcile(h.example("bsls.yaml"), observed=observed)
 
@@ -46,6 +45,8 @@ def settled(first: fnv1.RunFunctionResponse) -> fnv1.RunFunctionResponse:
 
 def test_composes_everything_the_api_promises(first: fnv1.RunFunctionResponse) -> None:
     assert h.fatal(first) == []
+    job = h.key(first, "user-sync")
+    assert job == "user-sync-" + h.sync_job(first)["metadata"]["name"][-10:]
     assert sorted(h.desired(first)) == sorted(
         [
             "server",
@@ -55,7 +56,7 @@ def test_composes_everything_the_api_promises(first: fnv1.RunFunctionResponse) -
             "tls-server",
             "control",
             "scripts",
-            "user-sync",
+            job,
             "credentials-alice@vm-alice",
             "credentials-bob@vm-bob",
         ]
@@ -162,9 +163,10 @@ def test_password_change_reissues_only_the_sync_job(first) -> None:
     secret["data"]["password"] = base64.b64encode(b"a-brand-new-password").decode()
     rsp = h.reconcile(h.example("bsls.yaml"), observed=h.as_observed(first), pool=pool)
     before, after = h.desired(first), h.desired(rsp)
-    changed = {k for k in before if before[k] != after[k]}
-    assert changed == {"user-sync", "credentials-alice@vm-alice"}
-    assert before["user-sync"]["metadata"]["name"] != after["user-sync"]["metadata"]["name"]
+    changed = {k for k in before if before.get(k) != after.get(k)} | set(after) - set(before)
+    old_job, new_job = h.key(first, "user-sync"), h.key(rsp, "user-sync")
+    assert old_job != new_job
+    assert changed == {old_job, new_job, "credentials-alice@vm-alice"}
     assert h.xr_status(rsp)["tlsFingerprint"] == h.xr_status(first)["tlsFingerprint"]
 
 
@@ -174,8 +176,8 @@ def test_removing_a_user_drops_its_secret_and_reruns_the_sync(first) -> None:
     rsp = h.reconcile(xr, observed=h.as_observed(first))
     d = h.desired(rsp)
     assert "credentials-bob@vm-bob" not in d
-    assert d["user-sync"]["metadata"]["name"] != h.desired(first)["user-sync"]["metadata"]["name"]
-    sources = d["user-sync"]["spec"]["template"]["spec"]["volumes"]
+    assert h.key(rsp, "user-sync") != h.key(first, "user-sync")
+    sources = h.sync_job(rsp)["spec"]["template"]["spec"]["volumes"]
     users = next(v for v in sources if v["name"] == "users")["projected"]["sources"]
     assert [s["secret"]["items"][0]["path"] for s in users] == ["alice@vm-alice"]
     assert d["server"] == h.desired(first)["server"]
@@ -231,7 +233,7 @@ def test_missing_bslr_keeps_the_running_server(settled) -> None:
     assert h.fatal(rsp) == []
     d = h.desired(rsp)
     assert d["server"]["spec"] == h.desired(settled)["server"]["spec"]
-    assert d["user-sync"]["metadata"]["name"] == h.desired(settled)["user-sync"]["metadata"]["name"]
+    assert h.sync_job(rsp) == h.sync_job(settled)
     cond = h.conditions(rsp)["RepositoryReady"]
     assert cond.status == fnv1.STATUS_CONDITION_FALSE
     assert cond.reason == "NotFound"
@@ -244,7 +246,8 @@ def test_missing_bslr_starts_no_server_on_a_new_xr() -> None:
     assert h.fatal(rsp) == []
     d = h.desired(rsp)
     assert "server" not in d
-    assert "user-sync" not in d
+    assert not [k for k in d if k.startswith("user-sync")]
+    assert rsp.desired.composite.ready == fnv1.READY_FALSE
     # The pin is known before the server runs: it can be handed out ahead.
     assert len(h.xr_status(rsp)["tlsFingerprint"]) == 64
 
@@ -298,11 +301,11 @@ def test_foreign_objects_slipped_into_required_resources_are_ignored() -> None:
 
 def test_missing_password_secret_keeps_the_last_good_sync(settled) -> None:
     pool = [o for o in h.required_pool() if o["kind"] != "Secret"]
-    observed = h.as_observed(settled, **{"user-sync": h.JOB_COMPLETE})
+    observed = h.as_observed(settled, **{h.key(settled, "user-sync"): h.JOB_COMPLETE})
     rsp = h.reconcile(h.example("bsls.yaml"), observed=observed, pool=pool)
     d = h.desired(rsp)
     assert h.fatal(rsp) == []
-    assert d["user-sync"]["metadata"]["name"] == h.desired(settled)["user-sync"]["metadata"]["name"]
+    assert h.key(rsp, "user-sync") == h.key(settled, "user-sync")
     assert d["credentials-alice@vm-alice"] == h.desired(settled)["credentials-alice@vm-alice"]
     cond = h.conditions(rsp)["UsersSynced"]
     assert cond.status == fnv1.STATUS_CONDITION_FALSE
@@ -327,7 +330,7 @@ def test_unusable_password_is_refused_precisely(data: dict, problem: str) -> Non
     rsp = h.reconcile(h.example("bsls.yaml"), pool=pool)
     cond = h.conditions(rsp)["UsersSynced"]
     assert problem in cond.message
-    assert "user-sync" not in h.desired(rsp)
+    assert not [k for k in h.desired(rsp) if k.startswith("user-sync")]
 
 
 @pytest.mark.parametrize(
@@ -489,20 +492,21 @@ def test_bslr_composes_an_init_job_and_reports_progress() -> None:
     rsp = h.reconcile(h.example("bslr.yaml"))
     assert h.fatal(rsp) == []
     d = h.desired(rsp)
-    assert sorted(d) == ["network-policy", "repository-init", "scripts"]
-    assert d["network-policy"]["spec"]["ingress"] == []
+    init = h.key(rsp, "repository-init")
+    assert sorted(d) == sorted(["network-policy", init, "scripts"])
+    assert "ingress" not in d["network-policy"]["spec"]  # no rule: admits nothing
     assert h.xr_status(rsp) == {
         "backend": "filesystem",
         "location": "pvc://team-a-backups/repository",
     }
     assert h.conditions(rsp)["Initialized"].reason == "Initializing"
     done = h.reconcile(
-        h.example("bslr.yaml"), observed=h.as_observed(rsp, **{"repository-init": h.JOB_COMPLETE})
+        h.example("bslr.yaml"), observed=h.as_observed(rsp, **{init: h.JOB_COMPLETE})
     )
-    assert h.ready(done) == {"network-policy", "repository-init", "scripts"}
+    assert h.ready(done) == {"network-policy", init, "scripts"}
     assert h.conditions(done)["Initialized"].status == fnv1.STATUS_CONDITION_TRUE
     failed = h.reconcile(
-        h.example("bslr.yaml"), observed=h.as_observed(rsp, **{"repository-init": h.JOB_FAILED})
+        h.example("bslr.yaml"), observed=h.as_observed(rsp, **{init: h.JOB_FAILED})
     )
     cond = h.conditions(failed)["Initialized"]
     assert cond.reason == "InitFailed"
@@ -511,9 +515,9 @@ def test_bslr_composes_an_init_job_and_reports_progress() -> None:
 
 def test_bslr_change_reruns_the_init_job_and_rolls_the_server(first) -> None:
     bslr = h.example("bslr.yaml")
-    before = h.desired(h.reconcile(bslr))["repository-init"]["metadata"]["name"]
+    before = h.key(h.reconcile(bslr), "repository-init")
     bslr["spec"]["backend"]["filesystem"]["path"] = "/data"
-    after = h.desired(h.reconcile(bslr))["repository-init"]["metadata"]["name"]
+    after = h.key(h.reconcile(bslr), "repository-init")
     assert before != after
     pool = h.required_pool()
     repo = next(o for o in pool if o["kind"] == "BackupStorageLocationRepository")
@@ -525,7 +529,7 @@ def test_bslr_change_reruns_the_init_job_and_rolls_the_server(first) -> None:
         old["server"]["spec"]["template"]["metadata"]["annotations"][key]
         != new["server"]["spec"]["template"]["metadata"]["annotations"][key]
     )
-    assert old["user-sync"]["metadata"]["name"] != new["user-sync"]["metadata"]["name"]
+    assert h.key(first, "user-sync") != h.key(rsp, "user-sync")
 
 
 @pytest.mark.parametrize(
@@ -598,7 +602,7 @@ def test_results_mark_transitions_not_every_poll(first, settled) -> None:
     ]
     # Polling a settled XR says nothing more.
     observed = h.as_observed(
-        settled, server=h.DEPLOYMENT_AVAILABLE, **{"user-sync": h.JOB_COMPLETE}
+        settled, server=h.DEPLOYMENT_AVAILABLE, **{h.key(settled, "user-sync"): h.JOB_COMPLETE}
     )
     xr = h.with_status(h.example("bsls.yaml"), settled)
     quiet = h.reconcile(xr, observed=observed)

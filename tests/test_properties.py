@@ -175,7 +175,7 @@ OBSERVED_KEYS = (
     "control",
     "credentials-bob@vm-bob",
     "server",
-    "user-sync",
+    "user-sync-0123456789",
     "service",
 )
 

@@ -115,8 +115,10 @@ def test_every_repository_example_renders_an_init_job(
 ) -> None:
     docs = render(functions_yaml, EXAMPLES / example, ROOT / "apis/bslr/composition.yaml")
     xr, resources = docs[0], by_resource_name(docs)
-    assert sorted(resources) == ["network-policy", "repository-init", "scripts"]
-    job = resources["repository-init"]
+    [init] = [k for k in resources if k.startswith("repository-init-")]
+    assert sorted(resources) == sorted(["network-policy", init, "scripts"])
+    job = resources[init]
+    assert init == f"repository-init-{job['metadata']['name'][-10:]}"
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["/bin/sh", "/scripts/repository-init.sh"]
     assert container["args"][0] == xr["status"]["backend"]
@@ -128,7 +130,7 @@ def _shape(docs: list[dict]) -> dict[str, tuple[str, str, str]]:
     return {
         key: (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
         for key, obj in by_resource_name(docs).items()
-        if key != "user-sync"  # its name carries a digest of generated passwords
+        if not key.startswith("user-sync-")  # its name carries a digest of generated passwords
     }
 
 
@@ -157,7 +159,7 @@ def test_legacy_repository_claim_renders_an_init_job(functions_yaml: pathlib.Pat
         ROOT / "apis/bslr-legacy/composition.yaml",
         required=EXAMPLES / "legacy/required",
     )
-    job = by_resource_name(docs)["repository-init"]
+    [job] = [v for k, v in by_resource_name(docs).items() if k.startswith("repository-init-")]
     assert job["metadata"]["namespace"] == "team-a"
     assert job["metadata"]["name"].startswith("team-a-repo-init-")
 

@@ -72,7 +72,7 @@ def test_markers_stay_where_they_belong(example: str, capsys: pytest.CaptureFixt
 
 def test_repository_credentials_reach_pods_only_by_reference() -> None:
     rsp = h.reconcile(h.example("bsls.yaml"), pool=planted_pool())
-    for key in ("server", "user-sync"):
+    for key in ("server", h.key(rsp, "user-sync")):
         pod = h.desired(rsp)[key]["spec"]["template"]["spec"]
         for container in pod["containers"]:
             env = {e["name"]: e for e in container["env"]}

@@ -136,7 +136,8 @@ def deny_ingress(xr: str, namespace: str, component: str) -> dict:
                     k: full[k] for k in ("app.kubernetes.io/instance", names.LABEL_COMPONENT)
                 }
             },
+            # No ingress rules at all: admits nothing. (An empty list would be dropped
+            # by the API server, and every apply would then write the object again.)
             "policyTypes": ["Ingress"],
-            "ingress": [],
         },
     }

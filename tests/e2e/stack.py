@@ -54,9 +54,14 @@ class Stack:
         self.server.reconcile()
         return restarted, runs
 
-    def job_run(self, key: str = "user-sync") -> JobRun:
-        """The run of the Job the XR desires now under composition-resource-name `key`."""
-        meta = self.server.desired[key]["metadata"]
+    def sync_job(self) -> dict:
+        """The user-sync Job the XR desires now (its key is `user-sync-<digest>`)."""
+        [job] = [v for k, v in self.server.desired.items() if k.startswith("user-sync-")]
+        return job
+
+    def job_run(self) -> JobRun:
+        """The run of the user-sync Job the XR desires now."""
+        meta = self.sync_job()["metadata"]
         return self.cluster.jobs[(meta["namespace"], meta["name"])]
 
     def credentials(self, identity: str) -> dict[str, str]:
@@ -153,7 +158,8 @@ def stand_up(
     repository = Composite(cluster, bslr, clock)
     repository.reconcile()
     init = succeeded(cluster.run_jobs())
-    assert [r.name for r in init] == [repository.desired["repository-init"]["metadata"]["name"]]
+    [job] = [v for k, v in repository.desired.items() if k.startswith("repository-init-")]
+    assert [r.name for r in init] == [job["metadata"]["name"]]
     repository.reconcile()
     assert repository.ready, repository.conditions
     assert repository.conditions["Initialized"][0] == "True", repository.conditions

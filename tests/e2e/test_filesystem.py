@@ -187,7 +187,7 @@ def test_maintenance_runs_under_the_server_identity(stack: Stack) -> None:
 
 def test_a_password_change_applies_without_restarting_the_server(stack: Stack) -> None:
     old_password = stack.credentials(ALICE)["password"]
-    old_job = stack.server.desired["user-sync"]["metadata"]["name"]
+    old_job = stack.sync_job()["metadata"]["name"]
     old_deployment = copy.deepcopy(stack.deployment)
     old_fingerprint = stack.server.status["tlsFingerprint"]
     pid = server_pid(stack)
@@ -197,7 +197,7 @@ def test_a_password_change_applies_without_restarting_the_server(stack: Stack) -
     stack.cluster.apply(with_password(alice_secret, new_password))
     restarted, runs = stack.converge()
 
-    new_job = stack.server.desired["user-sync"]["metadata"]["name"]
+    new_job = stack.sync_job()["metadata"]["name"]
     assert new_job != old_job
     assert [r.name for r in runs] == [new_job]
     assert "the server re-read its users" in runs[0].logs
