@@ -163,35 +163,32 @@ def _brought(
     observed: Observed, secret_name: str, namespace: str, now: datetime.datetime, previous: dict
 ) -> ServedTLS:
     ref = f"Secret {namespace}/{secret_name} (spec.tls.secretRef)"
-    kept_fp = previous["tlsFingerprint"]
-    kept_after = previous["certificateNotAfter"]
-    secret = in_namespace(observed.required(names.REQ_TLS_SECRET), namespace)
-    if secret is None:
+
+    def unusable(reason: str, message: str) -> ServedTLS:
+        # Publish the pin in force before: the running server still serves it.
         return ServedTLS(
-            kept_fp,
-            kept_after,
+            previous["tlsFingerprint"],
+            previous["certificateNotAfter"],
             "",
             secret_name,
             {},
             False,
+            reason,
+            f"{message} A running server is left as it is.",
+        )
+
+    secret = in_namespace(observed.required(names.REQ_TLS_SECRET), namespace)
+    if secret is None:
+        return unusable(
             "CertificateSecretNotFound",
             f"{ref} does not exist; create a kubernetes.io/tls Secret with tls.crt and tls.key "
-            "(and ca.crt to pin a CA). A running server is left as it is.",
+            "(and ca.crt to pin a CA).",
         )
     tls_crt, tls_key, ca_crt = decode(secret, "tls.crt", "tls.key", "ca.crt") or (b"", b"", b"")
     try:
         brought = tls.check_brought(tls_crt, tls_key, ca_crt or None, now)
     except tls.TLSError as e:
-        return ServedTLS(
-            kept_fp,
-            kept_after,
-            "",
-            secret_name,
-            {},
-            False,
-            "InvalidCertificate",
-            f"{ref} cannot be served: {e}. A running server is left as it is.",
-        )
+        return unusable("InvalidCertificate", f"{ref} cannot be served: {e}.")
     pinned = "its ca.crt" if brought.pinned == "ca" else "its leaf certificate (there is no ca.crt)"
     return ServedTLS(
         fingerprint=brought.pin,
