@@ -54,14 +54,7 @@ def compose(
         job_key: job,
         names.NETWORK_POLICY: jobs.deny_ingress(name, namespace, "repository-init"),
     }
-    for key, manifest in desired.items():
-        r = rsp.desired.resources[key]
-        resource.update(r, manifest)
-        obs = observed.get(key)
-        if status.observed_name(obs) == manifest["metadata"]["name"] and status.ready(
-            manifest["kind"], obs
-        ):
-            r.ready = fnv1.READY_TRUE
+    status.emit(rsp, observed, desired)
 
     conditions = Conditions()
     obs = observed.get(job_key)

@@ -149,7 +149,7 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
 
     # 6. Status and readiness.
     _server_condition(conditions, ctx, composed=connection is not None)
-    emit(rsp, observed, desired)
+    status.emit(rsp, observed, desired)
     if names.SERVER not in desired:
         # Everything composed may be ready, but without a server nothing is served.
         rsp.desired.composite.ready = fnv1.READY_FALSE
@@ -318,29 +318,6 @@ def _sync_job(
             scripts_config_map=scripts_config_map,
         ),
     )
-
-
-def emit(
-    rsp: fnv1.RunFunctionResponse, observed: Observed, desired: dict[str, dict | Built]
-) -> None:
-    """Put the desired resources into the response and mark the ready ones.
-
-    A resource is ready when the observed object has the desired name (a re-issued Job
-    has a new one) and reports ready for its kind.
-    """
-    for key, manifest in desired.items():
-        r = rsp.desired.resources[key]
-        if isinstance(manifest, Built):
-            r.resource.MergeFromString(manifest.struct)
-            kind, name = manifest.kind, manifest.name
-        else:
-            resource.update(r, manifest)
-            kind, name = manifest["kind"], manifest["metadata"]["name"]
-        if observed.name(key) != name:
-            continue
-        if kind in ("Deployment", "Job") and not status.ready(kind, observed.get(key)):
-            continue
-        r.ready = fnv1.READY_TRUE
 
 
 def _server_condition(conditions: Conditions, ctx: Context, *, composed: bool) -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from crossplane.function import response
+from crossplane.function import resource, response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.resource import Condition
 
+from function.observed import Observed
 from function.safe import dig, text
+from function.structs import Built
 
 # Condition types.
 REPOSITORY_READY = "RepositoryReady"
@@ -76,6 +78,29 @@ def ready(kind: str, obj: dict | None) -> bool:
     if kind == "Job":
         return job_complete(obj)
     return True
+
+
+def emit(
+    rsp: fnv1.RunFunctionResponse, observed: Observed, desired: dict[str, dict | Built]
+) -> None:
+    """Put the desired resources into the response and mark the ready ones.
+
+    A resource is ready when the observed object has the desired name (a re-issued Job
+    has a new one) and reports ready for its kind.
+    """
+    for key, manifest in desired.items():
+        r = rsp.desired.resources[key]
+        if isinstance(manifest, Built):
+            r.resource.MergeFromString(manifest.struct)
+            kind, name = manifest.kind, manifest.name
+        else:
+            resource.update(r, manifest)
+            kind, name = manifest["kind"], manifest["metadata"]["name"]
+        if observed.name(key) != name:
+            continue
+        if kind in ("Deployment", "Job") and not ready(kind, observed.get(key)):
+            continue
+        r.ready = fnv1.READY_TRUE
 
 
 # Reasons that deserve a Warning even though their condition is True.
