@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import pathlib
 import subprocess
 import sys
@@ -172,3 +173,28 @@ def test_legacy_apis_are_generated_from_the_namespaced_ones() -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_make_render_script_prints_the_xr_and_its_resources() -> None:
+    """`make render` (hack/render.sh) on a free port: the README's main command."""
+    env = {**os.environ, "BSLS_RENDER_PORT": str(procs.free_port())}
+    out = subprocess.run(
+        [str(ROOT / "hack" / "render.sh")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    assert docs[0]["kind"] == "BackupStorageLocationServer"
+    assert len(docs[0]["status"]["tlsFingerprint"]) == 64
+    assert {d["kind"] for d in docs[1:]} == {
+        "Deployment",
+        "Service",
+        "NetworkPolicy",
+        "ConfigMap",
+        "Secret",
+        "Job",
+    }
