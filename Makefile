@@ -22,11 +22,13 @@ tools:
 	hack/tools.sh
 
 ## render: run the function and render the BSLS example through `crossplane render`.
-render: venv tools
+render: venv
+	hack/tools.sh crossplane
 	hack/render.sh
 
 ## render-all: render every example XR (servers and repositories).
-render-all: venv tools
+render-all: venv
+	hack/tools.sh crossplane
 	@for xr in examples/bslr*.yaml; do echo "# $$xr"; hack/render.sh $$xr apis/bslr/composition.yaml; done
 	@echo "# examples/bsls.yaml"; hack/render.sh
 

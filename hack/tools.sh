@@ -26,10 +26,23 @@ build() {
   ln -sf "$target" "$bin/$name"
 }
 
-build crossplane github.com/crossplane/crossplane/v2/cmd/crank
-build kopia github.com/kopia/kopia
-build kube-score github.com/zegl/kube-score/cmd/kube-score
-build etcd bsls.dev/tools/etcd
-build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
-build crossplane-core github.com/crossplane/crossplane/v2/cmd/crossplane
+# name -> package; `hack/tools.sh NAME...` builds only those (`make render` needs one).
+package_of() {
+  case "$1" in
+    crossplane) echo github.com/crossplane/crossplane/v2/cmd/crank ;;
+    kopia) echo github.com/kopia/kopia ;;
+    kube-score) echo github.com/zegl/kube-score/cmd/kube-score ;;
+    etcd) echo bsls.dev/tools/etcd ;;
+    kube-apiserver) echo k8s.io/kubernetes/cmd/kube-apiserver ;;
+    crossplane-core) echo github.com/crossplane/crossplane/v2/cmd/crossplane ;;
+    *) echo "unknown tool $1" >&2; exit 2 ;;
+  esac
+}
+
+if [ "$#" -eq 0 ]; then
+  set -- crossplane kopia kube-score etcd kube-apiserver crossplane-core
+fi
+for name in "$@"; do
+  build "$name" "$(package_of "$name")"
+done
 echo "tools ready in $bin"
