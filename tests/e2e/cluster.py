@@ -38,6 +38,7 @@ import time
 
 from function.observed import normalise
 from tests import helpers
+from tests.procs import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TOOLS_BIN = ROOT / ".tools" / "bin"
@@ -50,13 +51,6 @@ JOB_TIMEOUT = 180.0
 
 class HarnessError(RuntimeError):
     """A manifest uses something this stand-in cannot run faithfully, or a pod failed."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def expand(text: str, env: dict[str, str]) -> str:
