@@ -40,6 +40,11 @@ KNOWN_TOOLS = {
     "journalctl",
     "crontab",
     "schtasks",
+    # Windows: PowerShell cmdlets, and the credentials bundle's own script.
+    "Set-ExecutionPolicy",
+    "Unblock-File",
+    "certutil",
+    ".\\connect-windows.ps1",
     # Shell basics.
     "base64",
     "cat",
