@@ -55,8 +55,6 @@ REQ_SECRET_PREFIX = "secret-"
 SERVER_IDENTITY = ("server", "bsls-system")
 SYNC_IDENTITY = ("user-sync", "bsls-system")
 
-LABEL_XR = "dataprotection.bsls.dev/server"
-LABEL_REPOSITORY = "dataprotection.bsls.dev/repository"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 
 
@@ -83,8 +81,8 @@ def server(xr: str) -> str:
     return label(xr)
 
 
-def secret(xr: str, suffix: str) -> str:
-    """A Secret or ConfigMap owned by the XR."""
+def owned(xr: str, suffix: str) -> str:
+    """An object the XR owns that has a fixed role: `<xr>-<suffix>` (a subdomain)."""
     return subdomain(f"{xr}-{suffix}")
 
 

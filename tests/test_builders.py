@@ -7,22 +7,24 @@ import re
 
 import pytest
 
-from function import names, pods, repository, users
-from function.models import DNS_SUBDOMAIN, BSLRSpec, BSLSSpec, FunctionInput, User
+from function import connection, names, pods, users
+from function.entropy import system_entropy
+from function.kube import DNS_SUBDOMAIN
+from function.models import BSLRSpec, BSLSSpec, FunctionInput, User
 from function.resources import jobs, server
 
 # ---------------------------------------------------------------------------- repository
 
 
-def conn(backend: dict, password: dict | None = None) -> repository.Connection:
-    return repository.connection(
+def conn(backend: dict, password: dict | None = None) -> connection.Connection:
+    return connection.connect(
         BSLRSpec.model_validate(
             {"passwordSecretRef": password or {"name": "repo-pw"}, "backend": backend}
         )
     )
 
 
-def env_refs(c: repository.Connection) -> dict[str, tuple[str, str]]:
+def env_refs(c: connection.Connection) -> dict[str, tuple[str, str]]:
     return {
         e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
         for e in c.env
@@ -135,12 +137,15 @@ def spec(**kwargs: object) -> BSLSSpec:
 
 def deployment(**kwargs: object) -> dict:
     append_ca = bool(kwargs.pop("append_ca", False))
+    s = spec(**kwargs)
     return server.deployment(
         xr="srv",
         namespace="ns",
-        spec=spec(**kwargs),
-        image="kopia/kopia:0.23.1",
+        image=s.server.image or "kopia/kopia:0.23.1",
         uid=65532,
+        log_level=s.server.logLevel,
+        resources=server.resources_for(s.server.resources),
+        metrics=s.metrics.enabled,
         connection=conn({"filesystem": {"persistentVolumeClaim": {"claimName": "repo"}}}),
         tls_secret="srv-tls",
         append_ca=append_ca,
@@ -202,7 +207,7 @@ def test_server_image_override_and_rollout_annotations() -> None:
 
 
 def test_service_exposes_only_the_kopia_port() -> None:
-    svc = server.service("srv", "ns", spec(service={"type": "LoadBalancer", "port": 443}), 443)
+    svc = server.service("srv", "ns", "LoadBalancer", 443)
     assert svc["spec"]["type"] == "LoadBalancer"
     assert svc["spec"]["ports"] == [
         {"name": "kopia", "port": 443, "targetPort": "kopia", "protocol": "TCP"}
@@ -214,7 +219,8 @@ def test_network_policy_admits_the_kopia_port_from_the_given_peers() -> None:
         {"namespaceSelector": {"matchLabels": {"vms": "true"}}},
         {"ipBlock": {"cidr": "10.0.0.0/8"}},
     ]
-    np = server.network_policy("srv", "ns", spec(networkPolicy={"from": peers}))
+    np_spec = spec(networkPolicy={"from": peers})
+    np = server.network_policy("srv", "ns", tuple(np_spec.networkPolicy.from_), False, ())
     [rule] = np["spec"]["ingress"]
     assert rule["ports"] == [{"port": server.CONTAINER_PORT, "protocol": "TCP"}]
     sync_pods = {
@@ -223,7 +229,7 @@ def test_network_policy_admits_the_kopia_port_from_the_given_peers() -> None:
     }
     assert rule["from"] == [*peers, {"podSelector": {"matchLabels": sync_pods}}]
     assert np["spec"]["policyTypes"] == ["Ingress"]
-    open_np = server.network_policy("srv", "ns", spec())
+    open_np = server.network_policy("srv", "ns", (), False, ())
     assert "from" not in open_np["spec"]["ingress"][0]
 
 
@@ -295,7 +301,7 @@ def test_sync_job_verifies_the_server_with_the_ca_bundle_never_a_fingerprint() -
 
 
 def test_generated_passwords_are_strong_and_url_safe() -> None:
-    seen = {users.generate_password() for _ in range(100)}
+    seen = {system_entropy.password() for _ in range(100)}
     assert len(seen) == 100
     for p in seen:
         assert len(p) == 32
@@ -304,10 +310,18 @@ def test_generated_passwords_are_strong_and_url_safe() -> None:
 
 def test_corrupted_generated_password_is_replaced() -> None:
     user = User(username="bob", hostname="vm")
-    observed = {"bob@vm": {"data": {"password": base64.b64encode(b" bad ").decode()}}}
-    [r] = users.resolve([user], xr="srv", observed_credentials=observed, required_secrets={})
-    assert r.generated
-    assert r.password != " bad "
+    kept = {"bob@vm": base64.b64encode(b" bad ").decode()}
+    [r] = users.resolve(
+        [user], xr="srv", kept=kept, required_secrets={}, generate=lambda: "a-new-password"
+    )
+    assert r.password == "a-new-password"
+
+
+def test_a_usable_generated_password_is_kept() -> None:
+    user = User(username="bob", hostname="vm")
+    kept = {"bob@vm": base64.b64encode(b"the-old-password").decode()}
+    [r] = users.resolve([user], xr="srv", kept=kept, required_secrets={}, generate=str)
+    assert r.password == "the-old-password"
 
 
 # ---------------------------------------------------------------------------- names
@@ -343,7 +357,7 @@ def test_look_alike_identities_never_share_a_credentials_secret(a, b) -> None:
 def test_a_credentials_secret_never_takes_a_system_name(username: str, hostname: str) -> None:
     name = names.credentials("srv", username, hostname)
     assert DNS_SUBDOMAIN.match(name), name
-    system = {names.secret("srv", s) for s in ("tls-ca", "tls", "control", "scripts")}
+    system = {names.owned("srv", s) for s in ("tls-ca", "tls", "control", "scripts")}
     assert name not in system
     # By construction: a credentials Secret's last segment is 12 hex digits, and no
     # system Secret's is (whatever the XR is called).

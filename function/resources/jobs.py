@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from function import names, pods
-from function.repository import Connection
+from function.connection import Connection
 from function.resources.meta import labels, metadata
 
 USERS_DIR = "/etc/bsls/users"
@@ -135,9 +135,13 @@ def repository_init(
         *connection.volumes,
     ]
     pod = pods.pod_spec(uid=uid, containers=[container], volumes=volumes, restart_policy="Never")
-    # Re-run the initialisation when the storage settings or the image change.
+    return _job(init_name(xr, connection, image), namespace, xr, "repository-init", pod)
+
+
+def init_name(xr: str, connection: Connection, image: str) -> str:
+    """The init Job's name: it runs again when the storage settings or the image change."""
     digest = hashlib.sha256(f"{connection.digest}:{image}".encode()).hexdigest()
-    return _job(names.job(xr, "init", digest), namespace, xr, "repository-init", pod)
+    return names.job(xr, "init", digest)
 
 
 def deny_ingress(xr: str, namespace: str, component: str) -> dict:
@@ -146,7 +150,7 @@ def deny_ingress(xr: str, namespace: str, component: str) -> dict:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": metadata(names.secret(xr, component), namespace, xr, "network-policy"),
+        "metadata": metadata(names.owned(xr, component), namespace, xr, "network-policy"),
         "spec": {
             "podSelector": {
                 "matchLabels": {

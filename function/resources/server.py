@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from function import names, pods
-from function.models import BSLSSpec
-from function.repository import Connection
+from function.connection import Connection
+from function.models import PeerSpec, Resources
 from function.resources.meta import labels, metadata
 
 CONTAINER_PORT = 51515
@@ -24,12 +26,12 @@ def selector(xr: str, component: str = "server") -> dict[str, str]:
     return {k: full[k] for k in ("app.kubernetes.io/instance", names.LABEL_COMPONENT)}
 
 
-def resources_for(spec: BSLSSpec) -> dict:
+def resources_for(overrides: Resources | None) -> dict[str, dict[str, str]]:
     """The server's compute resources: the defaults, overridden field by field."""
     out = {k: dict(v) for k, v in DEFAULT_RESOURCES.items()}
-    if (res := spec.server.resources) is not None:
-        out["requests"].update(res.requests or {})
-        out["limits"].update(res.limits or {})
+    if overrides is not None:
+        out["requests"].update(overrides.requests or {})
+        out["limits"].update(overrides.limits or {})
     return out
 
 
@@ -37,16 +39,18 @@ def deployment(
     *,
     xr: str,
     namespace: str,
-    spec: BSLSSpec,
     image: str,
     uid: int,
+    log_level: str,
+    resources: Mapping[str, Mapping[str, str]],
+    metrics: bool,
     connection: Connection,
     tls_secret: str,
     append_ca: bool,
     control_secret: str,
     control_username: str,
     scripts_config_map: str,
-    rollout: dict[str, str],
+    rollout: Mapping[str, str],
 ) -> dict:
     """The server Deployment.
 
@@ -63,7 +67,7 @@ def deployment(
             "name": "KOPIA_SERVER_CONTROL_PASSWORD",
             "valueFrom": {"secretKeyRef": {"name": control_secret, "key": "password"}},
         },
-        {"name": "BSLS_LOG_LEVEL", "value": spec.server.logLevel},
+        {"name": "BSLS_LOG_LEVEL", "value": log_level},
     ]
     tls_items = [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]
     if append_ca:
@@ -71,16 +75,16 @@ def deployment(
         tls_items.append({"key": "ca.crt", "path": "ca.crt"})
     container = pods.kopia_container(
         name="kopia",
-        image=spec.server.image or image,
+        image=image,
         script_name="server.sh",
         connection=connection,
         identity=names.SERVER_IDENTITY,
         env=env,
         mounts=[{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}],
-        resources_=resources_for(spec),
+        resources_={k: dict(v) for k, v in resources.items()},
     )
     container["ports"] = [{"name": "kopia", "containerPort": CONTAINER_PORT, "protocol": "TCP"}]
-    if spec.metrics.enabled:
+    if metrics:
         container["env"].append(
             {"name": "BSLS_METRICS_ADDRESS", "value": f"0.0.0.0:{METRICS_PORT}"}
         )
@@ -122,37 +126,43 @@ def deployment(
     }
 
 
-def service(xr: str, namespace: str, spec: BSLSSpec, port: int) -> dict:
+def service(xr: str, namespace: str, service_type: str, port: int) -> dict:
     """The Service: the Kopia port and nothing else."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": metadata(names.server(xr), namespace, xr, "server"),
         "spec": {
-            "type": spec.service.type,
+            "type": service_type,
             "selector": selector(xr),
             "ports": [{"name": "kopia", "port": port, "targetPort": "kopia", "protocol": "TCP"}],
         },
     }
 
 
-def network_policy(xr: str, namespace: str, spec: BSLSSpec) -> dict:
-    """Admit traffic to the Kopia port only, from the configured sources (any if none).
+def network_policy(
+    xr: str,
+    namespace: str,
+    peers: tuple[PeerSpec, ...],
+    metrics: bool,
+    scrapers: tuple[PeerSpec, ...],
+) -> dict:
+    """Admit traffic to the Kopia port only, from `peers` (any source if none).
 
-    When sources are listed, the server's own user-sync pods are admitted too: they ask
-    the server to re-read its users after every sync.
+    When peers are listed, the server's own user-sync pods are admitted too: they ask
+    the server to re-read its users after every sync. With `metrics` the metrics port
+    is admitted from `scrapers` (any source if none).
     """
     rule: dict = {"ports": [{"port": CONTAINER_PORT, "protocol": "TCP"}]}
-    peers = [peer.model_dump(exclude_none=True, by_alias=True) for peer in spec.networkPolicy.from_]
-    if peers:
-        rule["from"] = [*peers, {"podSelector": {"matchLabels": selector(xr, "user-sync")}}]
+    admitted = [peer.model_dump(exclude_none=True, by_alias=True) for peer in peers]
+    if admitted:
+        rule["from"] = [*admitted, {"podSelector": {"matchLabels": selector(xr, "user-sync")}}]
     rules = [rule]
-    if spec.metrics.enabled:
-        metrics: dict = {"ports": [{"port": METRICS_PORT, "protocol": "TCP"}]}
-        scrapers = [p.model_dump(exclude_none=True, by_alias=True) for p in spec.metrics.from_]
+    if metrics:
+        scrape: dict = {"ports": [{"port": METRICS_PORT, "protocol": "TCP"}]}
         if scrapers:
-            metrics["from"] = scrapers
-        rules.append(metrics)
+            scrape["from"] = [p.model_dump(exclude_none=True, by_alias=True) for p in scrapers]
+        rules.append(scrape)
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
