@@ -50,8 +50,17 @@ def _secret_key(value: str) -> str:
     return value
 
 
-ObjectName = Annotated[str, pydantic.AfterValidator(_object_name)]
-SecretKeyName = Annotated[str, pydantic.AfterValidator(_secret_key)]
+# The bounds are stated for the API schemas too (tests/test_schemas.py compares them).
+ObjectName = Annotated[
+    str,
+    pydantic.StringConstraints(min_length=1, max_length=253),
+    pydantic.AfterValidator(_object_name),
+]
+SecretKeyName = Annotated[
+    str,
+    pydantic.StringConstraints(min_length=1, max_length=253),
+    pydantic.AfterValidator(_secret_key),
+]
 
 
 class LocalRef(Strict):

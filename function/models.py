@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -152,8 +152,12 @@ class TLSSpec(Strict):
     """Serving certificate options."""
 
     secretRef: LocalRef | None = None
-    additionalDNSNames: list[str] = Field(default_factory=list, max_length=64)
-    additionalIPAddresses: list[str] = Field(default_factory=list, max_length=64)
+    additionalDNSNames: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list, max_length=64
+    )
+    additionalIPAddresses: list[Annotated[str, Field(max_length=45)]] = Field(
+        default_factory=list, max_length=64
+    )
 
     @field_validator("additionalDNSNames")
     @classmethod
