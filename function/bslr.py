@@ -20,26 +20,26 @@ from function.step import Composition, Step
 
 def compose(s: RepositorySnapshot) -> Composition:
     """The initialisation of one repository."""
-    xr, namespace, image = s.xr.tenant, s.xr.namespace, s.input.kopiaImage
+    owner, namespace, image = s.xr.tenant, s.xr.namespace, s.input.kopiaImage
     connection = connect(s.spec)
-    job_name = jobs.init_name(xr, connection, image)
+    job_name = jobs.init_name(owner, connection, image)
     job_key = names.job_key(names.REPOSITORY_INIT, job_name)
     # "repository-scripts", not "scripts": a BSLS of the same name has a "<name>-scripts".
-    scripts = names.owned(xr, "repository-scripts")
+    scripts = names.owned(owner, "repository-scripts")
     resources = {
         names.REPOSITORY_SCRIPTS: recipe(
-            configmaps.scripts, xr, namespace, "repository-scripts", pods.REPOSITORY_SCRIPTS
+            configmaps.scripts, owner, namespace, "repository-scripts", pods.REPOSITORY_SCRIPTS
         ),
         job_key: recipe(
             jobs.repository_init,
-            xr=xr,
+            owner=owner,
             namespace=namespace,
             image=image,
             uid=s.input.runAsUser,
             connection=connection,
             scripts_config_map=scripts,
         ),
-        names.NETWORK_POLICY: recipe(jobs.deny_ingress, xr, namespace, "repository-init"),
+        names.NETWORK_POLICY: recipe(jobs.deny_ingress, owner, namespace, "repository-init"),
     }
     progress = s.observed.job(job_key, job_name)
     where, job = connection.location, f"{namespace}/{job_name}"

@@ -31,7 +31,7 @@ def connect_scripts() -> dict[str, str]:
 
 
 def credentials_secret(  # noqa: PLR0917
-    xr: str,
+    owner: str,
     namespace: str,
     name: str,
     username: str,
@@ -52,7 +52,7 @@ def credentials_secret(  # noqa: PLR0917
         "ca.crt": trust_pem,
         "fingerprint": fingerprint,
     }
-    meta = metadata(name, namespace, xr, "user-credentials")
+    meta = metadata(name, namespace, owner, "user-credentials")
     meta["annotations"] = {IDENTITY_ANNOTATION: identity}
     return {
         "apiVersion": "v1",

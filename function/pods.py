@@ -128,6 +128,48 @@ def kopia_container(
     }
 
 
+def kopia_pod(
+    *,
+    uid: int,
+    name: str,
+    image: str,
+    script_name: str,
+    scripts_config_map: str,
+    connection: Connection,
+    identity: tuple[str, str],
+    env: list[dict],
+    mounts: list[dict],
+    volumes: list[dict],
+    resources_: dict,
+    restart_policy: str,
+) -> dict:
+    """A restricted pod that runs one of our scripts against the repository.
+
+    Its volumes: the scratch emptyDirs, the scripts, `volumes`, then the repository's.
+    """
+    container = kopia_container(
+        name=name,
+        image=image,
+        script_name=script_name,
+        connection=connection,
+        identity=identity,
+        env=env,
+        mounts=mounts,
+        resources_=resources_,
+    )
+    return pod_spec(
+        uid=uid,
+        containers=[container],
+        volumes=[
+            *scratch_volumes(),
+            scripts_volume(scripts_config_map),
+            *volumes,
+            *connection.volumes,
+        ],
+        restart_policy=restart_policy,
+    )
+
+
 def pod_spec(*, uid: int, containers: list[dict], volumes: list[dict], restart_policy: str) -> dict:
     """A restricted pod spec without a service-account token."""
     return {

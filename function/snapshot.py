@@ -28,7 +28,7 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from google.protobuf import struct_pb2
 
 from function.conditions import JobProgress
-from function.kube import SpecError, describe_error, parse
+from function.kube import M, SpecError, describe_error, parse
 from function.memo import MEMO
 from function.models import CROSSPLANE_SPEC_FIELDS, BSLRSpec, BSLSSpec, FunctionInput
 from function.tenancy import CLAIM_NAMESPACE_LABEL, InputError, tenant_name, tenant_namespace
@@ -341,19 +341,16 @@ def _spec_data(raw: bytes) -> object:
     return user_spec(resource.struct_to_dict(struct_pb2.Value.FromString(raw).struct_value))
 
 
-def _server_spec(raw: bytes) -> BSLSSpec:
+def _xr_spec(model: type[M], raw: bytes) -> M:
+    """An XR's spec as `model`, or InputError naming the kind and every wrong field."""
     try:
-        return parse(BSLSSpec, _spec_data(raw), "spec")
+        return parse(model, _spec_data(raw), "spec")
     except SpecError as e:
-        msg = f"invalid BackupStorageLocationServer: {e}"
-        raise InputError(msg) from None
-
-
-def _repository_spec(raw: bytes) -> BSLRSpec:
-    try:
-        return parse(BSLRSpec, _spec_data(raw), "spec")
-    except SpecError as e:
-        msg = f"invalid BackupStorageLocationRepository: {e}"
+        kind = {
+            BSLSSpec: "BackupStorageLocationServer",
+            BSLRSpec: "BackupStorageLocationRepository",
+        }
+        msg = f"invalid {kind[model]}: {e}"
         raise InputError(msg) from None
 
 
@@ -409,6 +406,6 @@ def read(req: fnv1.RunFunctionRequest) -> ServerSnapshot | RepositorySnapshot:
     if what == "auto":
         what = "repository" if xr.kind == inp.repositoryKind else "server"
     if what == "repository":
-        bslr = MEMO.value(_repository_spec, raw)
+        bslr = MEMO.value(_xr_spec, BSLRSpec, raw)
         return RepositorySnapshot(xr, inp, observed, required, bslr)
-    return ServerSnapshot(xr, inp, observed, required, MEMO.value(_server_spec, raw))
+    return ServerSnapshot(xr, inp, observed, required, MEMO.value(_xr_spec, BSLSSpec, raw))

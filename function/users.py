@@ -80,7 +80,7 @@ def kept_password(encoded: str | None) -> str | None:
 def resolve(
     users: list[User],
     *,
-    xr: str,
+    owner: str,
     kept: Mapping[str, str],
     required_secrets: Mapping[str, dict | None],
     generate: Callable[[], str],
@@ -89,7 +89,7 @@ def resolve(
 
     Args:
         users: The users in the spec.
-        xr: The XR's tenant name (credentials Secret names derive from it).
+        owner: The XR's tenant name (credentials Secret names derive from it).
         kept: Generated passwords read back from the credentials Secrets, by identity,
             still base64.
         required_secrets: Password Secrets by name; None when Crossplane found none,
@@ -98,7 +98,7 @@ def resolve(
     """
     out = []
     for index, user in enumerate(users):
-        name = names.credentials(xr, user.username, user.hostname)
+        name = names.credentials(owner, user.username, user.hostname)
         ref = user.passwordSecretRef
         if ref is None:
             # None yet, or our own Secret was edited into something unusable: a new one.

@@ -6,17 +6,17 @@ from function import names, pods
 from function.resources.meta import metadata
 
 
-def scripts(xr: str, namespace: str, suffix: str, script_names: tuple[str, ...]) -> dict:
+def scripts(owner: str, namespace: str, suffix: str, script_names: tuple[str, ...]) -> dict:
     """The pod scripts shipped in the function package, as `<xr>-<suffix>`."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": metadata(names.owned(xr, suffix), namespace, xr, "scripts"),
+        "metadata": metadata(names.owned(owner, suffix), namespace, owner, "scripts"),
         "data": {name: pods.script(name) for name in script_names},
     }
 
 
-def ca_bundle(xr: str, namespace: str, trust_pem: bytes) -> dict:
+def ca_bundle(owner: str, namespace: str, trust_pem: bytes) -> dict:
     """The CA certificate(s) clients trust, public like `kube-root-ca.crt`.
 
     The user-sync Job verifies the server with it; app teams may hand it to VMs.
@@ -24,6 +24,6 @@ def ca_bundle(xr: str, namespace: str, trust_pem: bytes) -> dict:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": metadata(names.owned(xr, "ca-bundle"), namespace, xr, "ca-bundle"),
+        "metadata": metadata(names.owned(owner, "ca-bundle"), namespace, owner, "ca-bundle"),
         "data": {"ca.crt": trust_pem.decode("ascii")},
     }

@@ -41,7 +41,7 @@ def step(s: ServerSnapshot, entropy: Entropy) -> Step[Control]:
         password = entropy.password()
     if len(key) < 32:
         key = entropy.password() + entropy.password()
-    xr, namespace, username = s.xr.tenant, s.xr.namespace, s.input.controlUsername
-    control = Control(username, password, key, names.owned(xr, "control"))
-    built = recipe(secrets.control, xr, namespace, username, password, key)
+    owner, namespace, username = s.xr.tenant, s.xr.namespace, s.input.controlUsername
+    control = Control(username, password, key, names.owned(owner, "control"))
+    built = recipe(secrets.control, owner, namespace, username, password, key)
     return Step({names.CONTROL: built}, None, control)

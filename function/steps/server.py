@@ -33,22 +33,22 @@ def step(
     s: ServerSnapshot, connection: Connection | None, served: Served, control: Control
 ) -> Step[None]:
     """The server's objects, and whether it serves."""
-    xr, namespace, spec = s.xr.tenant, s.xr.namespace, s.spec
+    owner, namespace, spec = s.xr.tenant, s.xr.namespace, s.spec
     resources: dict[str, Desired] = {
-        names.SCRIPTS: recipe(configmaps.scripts, xr, namespace, "scripts", pods.SERVER_SCRIPTS),
-        names.SERVICE: recipe(server.service, xr, namespace, spec.service.type, port(s)),
+        names.SCRIPTS: recipe(configmaps.scripts, owner, namespace, "scripts", pods.SERVER_SCRIPTS),
+        names.SERVICE: recipe(server.service, owner, namespace, spec.service.type, port(s)),
     }
     if spec.networkPolicy.enabled:
         resources[names.NETWORK_POLICY] = recipe(
             server.network_policy,
-            xr,
+            owner,
             namespace,
             tuple(spec.networkPolicy.from_),
             spec.metrics.enabled,
             tuple(spec.metrics.from_),
         )
     if spec.metrics.podMonitor:
-        resources[names.POD_MONITOR] = recipe(server.pod_monitor, xr, namespace)
+        resources[names.POD_MONITOR] = recipe(server.pod_monitor, owner, namespace)
     if connection is not None:
         rollout = {
             "tls-digest": served.chain_digest,
@@ -58,7 +58,7 @@ def step(
         }
         resources[names.SERVER] = recipe(
             server.deployment,
-            xr=xr,
+            owner=owner,
             namespace=namespace,
             image=spec.server.image or s.input.kopiaImage,
             uid=s.input.runAsUser,
@@ -70,7 +70,7 @@ def step(
             append_ca=served.append_ca,
             control_secret=control.secret_name,
             control_username=control.username,
-            scripts_config_map=names.owned(xr, "scripts"),
+            scripts_config_map=names.owned(owner, "scripts"),
             rollout=rollout,
         )
     elif names.SERVER in s.observed:

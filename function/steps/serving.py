@@ -52,8 +52,8 @@ def step(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> Step[Se
 
 
 def _generated(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> Step[Served]:
-    xr, namespace, inp = s.xr.tenant, s.xr.namespace, s.input
-    in_cluster = dns_names(xr, namespace)
+    owner, namespace, inp = s.xr.tenant, s.xr.namespace, s.input
+    in_cluster = dns_names(owner, namespace)
     extra = [n for n in s.spec.tls.additionalDNSNames if n not in in_cluster]
     observed = s.observed.secret(names.TLS_CA, "ca.crt", "ca.key", "next-ca.crt", "next-ca.key")
     rollover = datetime.timedelta(days=inp.ca_rollover_days)
@@ -61,7 +61,7 @@ def _generated(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> S
         observed_ca=observed[:2] if observed is not None else None,  # type: ignore[arg-type]
         observed_next_ca=observed[2:] if observed is not None and any(observed[2:]) else None,  # type: ignore[arg-type]
         observed_leaf=s.observed.secret(names.TLS_SERVER, "tls.crt", "tls.key"),  # type: ignore[arg-type]
-        common_name=f"{xr}.{namespace} kopia CA",
+        common_name=f"{owner}.{namespace} kopia CA",
         dns_names=in_cluster + extra,
         ip_addresses=list(s.spec.tls.additionalIPAddresses),
         now=now,
@@ -80,7 +80,7 @@ def _generated(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> S
     resources: dict[str, Desired] = {
         names.TLS_CA: recipe(
             secrets.tls_ca,
-            xr,
+            owner,
             namespace,
             plan.ca.cert_pem,
             plan.ca.key_pem,
@@ -90,24 +90,24 @@ def _generated(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> S
         ),
         names.TLS_SERVER: recipe(
             secrets.tls_server,
-            xr,
+            owner,
             namespace,
             plan.leaf.chain_pem,
             plan.leaf.key_pem,
             plan.trust_pem,
         ),
-        names.CA_BUNDLE: recipe(configmaps.ca_bundle, xr, namespace, plan.trust_pem),
+        names.CA_BUNDLE: recipe(configmaps.ca_bundle, owner, namespace, plan.trust_pem),
     }
     served = Served(
         ok=True,
         fingerprint=plan.ca.fingerprint,
         not_after=tls.rfc3339(plan.leaf.not_after),
         chain_digest=tls.digest(plan.leaf.chain_pem),
-        secret_name=names.owned(xr, "tls"),
+        secret_name=names.owned(owner, "tls"),
         trust_pem=plan.trust_pem,
         append_ca=False,
     )
-    reason, message = _condition(plan, notes, endpoint_host(xr, namespace))
+    reason, message = _condition(plan, notes, endpoint_host(owner, namespace))
     return Step(resources, Condition(True, reason, message), served)
 
 

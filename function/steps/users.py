@@ -62,10 +62,10 @@ def step(
     entropy: Entropy,
 ) -> Step[list[users.Resolved]]:
     """Every user's credentials Secret and the sync Job, or what is kept and why."""
-    xr, namespace, url = s.xr.tenant, s.xr.namespace, endpoint(s)
+    owner, namespace, url = s.xr.tenant, s.xr.namespace, endpoint(s)
     resolved = users.resolve(
         s.spec.users,
-        xr=xr,
+        owner=owner,
         kept=_kept_passwords(s),
         required_secrets=_password_secrets(s),
         generate=entropy.password,
@@ -77,7 +77,7 @@ def step(
         if r.password is not None and served.trust_pem:
             resources[key] = recipe(
                 bundle.credentials_secret,
-                xr,
+                owner,
                 namespace,
                 r.secret_name,
                 r.user.username,
@@ -108,11 +108,11 @@ def step(
             "control": control.password,
         },
     )
-    job_name = names.job(xr, "user-sync", digest)
+    job_name = names.job(owner, "user-sync", digest)
     job_key = names.job_key(names.USER_SYNC, job_name)
     resources[job_key] = recipe(
         jobs.user_sync,
-        xr=xr,
+        owner=owner,
         namespace=namespace,
         digest=digest,
         image=s.input.kopiaImage,
@@ -120,10 +120,10 @@ def step(
         connection=connection,
         sources=tuple((r.secret_name, r.user.identity) for r in resolved),
         endpoint=url,
-        ca_bundle=names.owned(xr, "ca-bundle"),
+        ca_bundle=names.owned(owner, "ca-bundle"),
         control_secret=control.secret_name,
         control_username=control.username,
-        scripts_config_map=names.owned(xr, "scripts"),
+        scripts_config_map=names.owned(owner, "scripts"),
     )
     progress = s.observed.job(job_key, job_name)
     return Step(resources, _synced(progress, namespace, job_name, len(resolved)), resolved)
