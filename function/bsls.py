@@ -50,8 +50,8 @@ def compose(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> Comp
         "certificateNotAfter": served.not_after or s.xr.status.certificate_not_after,
         "userCount": len(people.value),
         "users": [
-            {"identity": r.user.identity, "credentialsSecretName": r.secret_name}
-            for r in people.value
+            {"identity": u.identity, "credentialsSecretName": u.credentials_secret}
+            for u in people.value
         ],
     }
     # Everything composed may be ready, but without a server nothing is served.

@@ -8,13 +8,17 @@ changed since the last reconcile.
 
 from __future__ import annotations
 
-from crossplane.function import resource, response
+from crossplane.function import response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from function.conditions import announce
-from function.memo import MEMO
+from function.memo import MEMO, Built, recipe
 from function.snapshot import Snapshot
 from function.step import Composition, Keep
+
+
+def _status(fields: dict) -> dict:
+    return {"status": fields}
 
 
 def respond(rsp: fnv1.RunFunctionResponse, s: Snapshot, composition: Composition) -> None:
@@ -39,7 +43,7 @@ def respond(rsp: fnv1.RunFunctionResponse, s: Snapshot, composition: Composition
             target.resource.CopyFrom(kept)
             name = s.observed.name(key)
         else:
-            built = MEMO.built(desired)
+            built = desired if isinstance(desired, Built) else MEMO.built(desired)
             target.resource.MergeFromString(built.struct)
             name = built.name
         # Ready when the observed object is this one (a re-issued Job has a new name)
@@ -48,6 +52,8 @@ def respond(rsp: fnv1.RunFunctionResponse, s: Snapshot, composition: Composition
             target.ready = fnv1.READY_TRUE
     if composition.ready is False:
         rsp.desired.composite.ready = fnv1.READY_FALSE
-    resource.update(rsp.desired.composite, {"status": dict(composition.status)})
+    # Through the memo too: a server's status lists every user.
+    status = MEMO.built(recipe(_status, dict(composition.status)))
+    rsp.desired.composite.resource.MergeFromString(status.struct)
     response.set_conditions(rsp, *(c.sdk() for c in composition.conditions))
     announce(rsp, s.xr.status.conditions, composition.conditions)

@@ -2,21 +2,23 @@
 
 A step is a pure function of the snapshot (and of what earlier steps found). It returns
 the composed resources it is responsible for, its condition, and a value later steps
-need. A resource is a `Recipe` (built through the memo when the answer is written) or a
-`Keep` (the observed object, exactly as it runs, when an input it depends on is missing
-or broken: Crossplane deletes what a function leaves out).
+need. A resource is a `Recipe` (built through the memo when the answer is written), a
+`Built` one (from a step `cached` whole), or `KEEP` (the observed object, exactly as it
+runs, when an input it depends on is missing or broken: Crossplane deletes what a
+function leaves out).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
 from function.conditions import Condition
-from function.memo import Recipe
+from function.memo import MEMO, Built, Recipe
 
 T = TypeVar("T")
+In = TypeVar("In")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +27,7 @@ class Keep:
 
 
 KEEP = Keep()
-Desired = Recipe | Keep
+Desired = Recipe | Built | Keep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +37,24 @@ class Step(Generic[T]):
     resources: Mapping[str, Desired]
     condition: Condition | None
     value: T
+
+
+def _built(fn: Callable[[In], Step[T]], inputs: In) -> Step[T]:
+    step = fn(inputs)
+    resources = {
+        k: MEMO.built(v) if isinstance(v, Recipe) else v for k, v in step.resources.items()
+    }
+    return Step(resources, step.condition, step.value)
+
+
+def cached(fn: Callable[[In], Step[T]], inputs: In) -> Step[T]:
+    """`fn(inputs)` once per distinct inputs, with its recipes already built.
+
+    For a step whose work grows with the spec (one Secret per user): a settled call then
+    costs what reading its inputs costs. `inputs` must hold everything `fn` reads and
+    nothing random (draw new key material before), and `fn` must be pure.
+    """
+    return MEMO.value(_built, fn, inputs)
 
 
 @dataclasses.dataclass(frozen=True)
