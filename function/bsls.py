@@ -48,10 +48,11 @@ def compose(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> Comp
         # For `kubectl get`: enough to tell servers apart at a glance.
         "tlsFingerprintShort": f"{fingerprint[:12]}..." if fingerprint else "",
         "certificateNotAfter": served.not_after or s.xr.status.certificate_not_after,
-        "userCount": len(people.value),
+        # Users in sync, not users asked for: what the last completed sync applied.
+        "userCount": people.value.in_sync,
         "users": [
             {"identity": u.identity, "credentialsSecretName": u.credentials_secret}
-            for u in people.value
+            for u in people.value.listed
         ],
     }
     # Everything composed may be ready, but without a server nothing is served.

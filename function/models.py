@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from function.backends import Backend
-from function.kube import DNS_SUBDOMAIN, LocalRef, SecretKeyRef, Strict
+from function.kube import DNS_SUBDOMAIN, LocalRef, ObjectName, SecretKeyRef, Strict
 
 DEFAULT_API_VERSION = "dataprotection.bsls.dev/v1alpha1"
 DEFAULT_KOPIA_IMAGE = "kopia/kopia:0.23.1"
@@ -249,10 +249,16 @@ class MetricsSpec(Strict):
         return self
 
 
+class RepositoryRef(LocalRef):
+    """The BSLR a server serves; `confirmChange` is for the API server's transition rule."""
+
+    confirmChange: ObjectName | None = None
+
+
 class BSLSSpec(Strict):
     """The spec of a BackupStorageLocationServer."""
 
-    repositoryRef: LocalRef
+    repositoryRef: RepositoryRef
     # Crossplane takes a function's answer up to gRPC's default 4 MiB. Each user adds a
     # credentials Secret of about 4 KiB (6 KiB with the longest identities during a CA
     # rollover): 500 users stay under 3.4 MB in the worst case (tests/test_fn.py).

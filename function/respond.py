@@ -35,6 +35,7 @@ def respond(rsp: fnv1.RunFunctionResponse, s: Snapshot, composition: Composition
         )
     if composition.status is None:
         return  # waiting for requirements: nothing else is known yet
+    observed_ready = composition.ready_when_observed
     for key, desired in composition.resources.items():
         target = rsp.desired.resources[key]
         if isinstance(desired, Keep):
@@ -48,7 +49,7 @@ def respond(rsp: fnv1.RunFunctionResponse, s: Snapshot, composition: Composition
             name = built.name
         # Ready when the observed object is this one (a re-issued Job has a new name)
         # and it reports ready for its kind.
-        if s.observed.name(key) == name and s.observed.ready(key):
+        if s.observed.name(key) == name and (key in observed_ready or s.observed.ready(key)):
             target.ready = fnv1.READY_TRUE
     if composition.ready is False:
         rsp.desired.composite.ready = fnv1.READY_FALSE

@@ -192,6 +192,28 @@ class Observed:
             return JobProgress.FAILED
         return JobProgress.RUNNING
 
+    def projected_paths(self, key: str, volume: str) -> tuple[str, ...]:
+        """The paths a pod template's projected volume lays out (a sync Job's identities)."""
+        spec = _fields(_fields(_fields(self._top(key).get("spec")).get("template")).get("spec"))
+        listed = spec.get("volumes")
+        paths: list[str] = []
+        for v in (
+            listed.list_value.values if listed is not None and listed.HasField("list_value") else []
+        ):
+            fields = _fields(v)
+            if _string(fields, "name") != volume:
+                continue
+            sources = _fields(fields.get("projected")).get("sources")
+            for src in (
+                sources.list_value.values if sources and sources.HasField("list_value") else []
+            ):
+                items = _fields(_fields(src).get("secret")).get("items")
+                for item in (
+                    items.list_value.values if items and items.HasField("list_value") else []
+                ):
+                    paths.append(_string(_fields(item), "path"))
+        return tuple(paths)
+
     def available(self, key: str) -> bool:
         """Whether an observed Deployment reports Available with an available replica."""
         status = _fields(self._top(key).get("status"))

@@ -32,11 +32,16 @@ Desired = Recipe | Built | Keep
 
 @dataclasses.dataclass(frozen=True)
 class Step(Generic[T]):
-    """One step's part of the answer."""
+    """One step's part of the answer.
+
+    `ready_when_observed` names resources that are ready once they exist, whatever
+    their kind says (a sync Job in flight while an older one is still in force).
+    """
 
     resources: Mapping[str, Desired]
     condition: Condition | None
     value: T
+    ready_when_observed: frozenset[str] = frozenset()
 
 
 def _built(fn: Callable[[In], Step[T]], inputs: In) -> Step[T]:
@@ -44,7 +49,7 @@ def _built(fn: Callable[[In], Step[T]], inputs: In) -> Step[T]:
     resources = {
         k: MEMO.built(v) if isinstance(v, Recipe) else v for k, v in step.resources.items()
     }
-    return Step(resources, step.condition, step.value)
+    return Step(resources, step.condition, step.value, step.ready_when_observed)
 
 
 def cached(fn: Callable[[In], Step[T]], inputs: In) -> Step[T]:
@@ -88,6 +93,11 @@ class Composition:
         for step in self.steps:
             out.update(step.resources)
         return out
+
+    @property
+    def ready_when_observed(self) -> frozenset[str]:
+        """Every step's resources that are ready once they exist."""
+        return frozenset().union(*(s.ready_when_observed for s in self.steps))
 
     @property
     def conditions(self) -> tuple[Condition, ...]:

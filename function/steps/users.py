@@ -40,7 +40,8 @@ class Inputs:
     uid: int
     resolved: tuple[users.Resolved, ...]
     observed: frozenset[str]  # the credentials and sync keys Crossplane observed
-    jobs: tuple[tuple[str, str, JobProgress], ...]  # observed sync Jobs: key, name, progress
+    # Observed sync Jobs: key, name, progress, how many users it applies.
+    jobs: tuple[tuple[str, str, JobProgress, int], ...]
     trust_pem: bytes
     fingerprint: str
     connection: Connection | None
@@ -85,7 +86,7 @@ def step(
     served: Served,
     control: Control,
     entropy: Entropy,
-) -> Step[tuple[UserStatus, ...]]:
+) -> Step[Users]:
     """Every user's credentials Secret and the sync Job, or what is kept and why."""
     owner = s.xr.tenant
     resolved = users.resolve(
@@ -110,7 +111,12 @@ def step(
         )
         | frozenset(sync_keys),
         jobs=tuple(
-            (key, s.observed.name(key), s.observed.job(key, s.observed.name(key)))
+            (
+                key,
+                s.observed.name(key),
+                s.observed.job(key, s.observed.name(key)),
+                len(s.observed.projected_paths(key, "users")),
+            )
             for key in sync_keys
         ),
         trust_pem=served.trust_pem,
@@ -128,7 +134,14 @@ class UserStatus(NamedTuple):
     credentials_secret: str
 
 
-def compose(i: Inputs) -> Step[tuple[UserStatus, ...]]:
+class Users(NamedTuple):
+    """The users step's value: the users the spec lists, and how many are in sync."""
+
+    listed: tuple[UserStatus, ...]
+    in_sync: int  # users the repository holds as the last completed sync left them
+
+
+def compose(i: Inputs) -> Step[Users]:
     """The credentials Secrets, the sync Job and UsersSynced, from the inputs alone."""
     resources: dict[str, Desired] = {}
     secrets = [names.credentials(i.owner, r.username, r.hostname) for r in i.resolved]
@@ -155,10 +168,12 @@ def compose(i: Inputs) -> Step[tuple[UserStatus, ...]]:
             # Not moved to its new name yet: the old Secret stays until it can be.
             resources[legacy] = KEEP
     problems = [r.problem for r in i.resolved if r.problem]
+    done = [(key, count) for key, _, progress, count in i.jobs if progress is JobProgress.COMPLETE]
     if i.connection is None or problems or not i.trust_pem:
         # Keep the last sync exactly as it is: it stays the one in force.
-        resources.update({key: KEEP for key, _, _ in i.jobs})
-        return Step(resources, _waiting(problems), listed)
+        resources.update({key: KEEP for key, _, _, _ in i.jobs})
+        in_sync = max((count for _, count in done), default=0)
+        return Step(resources, _waiting(problems), Users(listed, in_sync))
     digest = users.sync_digest(
         i.control.hmac_key,
         list(i.resolved),
@@ -188,10 +203,19 @@ def compose(i: Inputs) -> Step[tuple[UserStatus, ...]]:
         scripts_config_map=names.owned(i.owner, "scripts"),
     )
     progress = next(
-        (p for key, name, p in i.jobs if key == job_key and name == job_name), JobProgress.RUNNING
+        (p for key, name, p, _ in i.jobs if key == job_key and name == job_name),
+        JobProgress.RUNNING,
     )
     condition = _synced(progress, i.namespace, job_name, len(i.resolved))
-    return Step(resources, condition, listed)
+    if progress is JobProgress.COMPLETE:
+        return Step(resources, condition, Users(listed, len(i.resolved)))
+    # While the new sync runs (or waits to run again), the last completed one stays in
+    # force: kept, and counted; the server keeps serving, so the XR stays Ready.
+    earlier = [(key, count) for key, count in done if key != job_key]
+    resources.update({key: KEEP for key, _ in earlier})
+    in_sync = max((count for _, count in earlier), default=0)
+    ready = frozenset({job_key}) if earlier else frozenset()
+    return Step(resources, condition, Users(listed, in_sync), ready)
 
 
 def _waiting(problems: list[str]) -> Condition:
