@@ -222,12 +222,27 @@ class Resources(Strict):
         return values
 
 
+class CacheVolume(Strict):
+    """A volume of its own for the server's cache, instead of the pod's ephemeral storage."""
+
+    size: str = Field(pattern=QUANTITY.pattern, max_length=32)
+    storageClassName: str | None = Field(default=None, max_length=253)
+
+
+class CacheSpec(Strict):
+    """kopia's local cache of repository data (kopia's own default is 5,000 MB twice)."""
+
+    sizeMB: int = Field(default=2048, ge=64, le=1_048_576)
+    volume: CacheVolume | None = None
+
+
 class ServerSpec(Strict):
     """Overrides for the server Deployment."""
 
     image: str | None = Field(default=None, pattern=IMAGE.pattern, max_length=512)
     resources: Resources | None = None
     logLevel: Literal["debug", "info", "warning", "error"] = "info"
+    cache: CacheSpec = Field(default_factory=CacheSpec)
 
 
 class MetricsSpec(Strict):
