@@ -22,7 +22,7 @@ import datetime
 from function import names
 from function.entropy import Entropy
 from function.snapshot import ServerSnapshot
-from function.step import Composition, Requirement
+from function.step import Composition, Requirement, poll
 from function.steps import control, repository, server, serving, users
 from function.tenancy import CLAIM_NAMESPACE_LABEL
 
@@ -58,7 +58,8 @@ def compose(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> Comp
     # Everything composed may be ready, but without a server nothing is served.
     ready = None if names.SERVER in srv.resources else False
     # Conditions in the order the XR has always listed them: users before the server.
-    return Composition(needs, (repo, tls, ctl, people, srv), status, ready)
+    steps = (repo, tls, ctl, people, srv)
+    return Composition(needs, steps, status, ready, poll(s.input, steps))
 
 
 def requirements(s: ServerSnapshot) -> tuple[Requirement, ...]:

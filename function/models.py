@@ -58,6 +58,10 @@ class FunctionInput(Strict):
         default="BSLS-CONTROL", pattern=r"^[A-Za-z0-9_.@-]+$", max_length=64
     )
     runAsUser: int = Field(default=65532, ge=1, le=2147483647)
+    # How soon Crossplane calls again (the response TTL). Required resources (a user's
+    # password Secret, the BSLR) are not watched: a change is seen at the next call.
+    pollSeconds: int = Field(default=20, ge=1, le=3600)
+    pollInFlightSeconds: int = Field(default=5, ge=1, le=3600)
 
     @field_validator("controlUsername")
     @classmethod

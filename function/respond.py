@@ -33,6 +33,8 @@ def respond(rsp: fnv1.RunFunctionResponse, s: Snapshot, composition: Composition
             match_labels=dict(r.match_labels) if r.match_labels is not None else None,
             namespace=r.namespace,
         )
+    if composition.ttl is not None:
+        rsp.meta.ttl.FromTimedelta(composition.ttl)
     if composition.status is None:
         return  # waiting for requirements: nothing else is known yet
     observed_ready = composition.ready_when_observed

@@ -11,11 +11,13 @@ function leaves out).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
 from function.conditions import Condition
 from function.memo import MEMO, Built, Recipe
+from function.models import FunctionInput
 
 T = TypeVar("T")
 In = TypeVar("In")
@@ -85,6 +87,7 @@ class Composition:
     steps: tuple[Step, ...] = ()
     status: Mapping[str, object] | None = None  # the XR's status fields
     ready: bool | None = None  # False: not ready whatever its resources say
+    ttl: datetime.timedelta | None = None  # how soon Crossplane should call again
 
     @property
     def resources(self) -> dict[str, Desired]:
@@ -103,3 +106,13 @@ class Composition:
     def conditions(self) -> tuple[Condition, ...]:
         """Every step's condition, in step order."""
         return tuple(s.condition for s in self.steps if s.condition is not None)
+
+
+def poll(inp: FunctionInput, steps: tuple[Step, ...]) -> datetime.timedelta:
+    """How soon Crossplane should call again (the response TTL).
+
+    Soon while anything is in flight or waits for an input Crossplane does not watch
+    (a BSLR that is not Ready, a missing Secret); at ease once every condition holds.
+    """
+    settled = all(step.condition is None or step.condition.ok for step in steps)
+    return datetime.timedelta(seconds=inp.pollSeconds if settled else inp.pollInFlightSeconds)

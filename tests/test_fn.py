@@ -795,3 +795,27 @@ def test_the_largest_server_fits_in_crossplanes_4_mib_answer() -> None:
     assert h.conditions(rsp)["TLSReady"].reason == "CARolloverPending"
     assert len(h.desired(rsp)) == MAX_USERS + 9
     assert rsp.ByteSize() < 0.85 * 4 * 1024 * 1024
+
+
+def ttl(rsp: fnv1.RunFunctionResponse) -> float:
+    return rsp.meta.ttl.ToTimedelta().total_seconds()
+
+
+def test_crossplane_calls_again_soon_while_anything_is_in_flight(first, settled) -> None:
+    assert ttl(first) == 5  # the Deployment and the sync Job are not there yet
+    assert ttl(settled) == 20  # everything holds: a password Secret's change waits 20 s
+    rsp = h.reconcile(h.example("bsls.yaml"), pool=[o for o in h.required_pool()[1:]])
+    assert h.conditions(rsp)["RepositoryReady"].reason == "NotFound"
+    assert ttl(rsp) == 5  # the BSLR is not watched: look again soon
+    inp = {"pollSeconds": 45, "pollInFlightSeconds": 2}
+    assert ttl(h.reconcile(h.example("bsls.yaml"), inp=inp)) == 2
+
+
+def test_a_repository_is_polled_soon_until_it_is_initialised() -> None:
+    rsp = h.reconcile(h.example("bslr.yaml"))
+    assert ttl(rsp) == 5
+    init = h.key(rsp, "repository-init")
+    done = h.reconcile(
+        h.example("bslr.yaml"), observed=h.as_observed(rsp, **{init: h.JOB_COMPLETE})
+    )
+    assert ttl(done) == 20
