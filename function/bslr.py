@@ -9,20 +9,25 @@
 
 from __future__ import annotations
 
+import datetime
+
 from function import names, pods
 from function.conditions import Condition, Initialized, JobProgress
 from function.connection import connect
 from function.memo import recipe
 from function.resources import configmaps, jobs
 from function.snapshot import RepositorySnapshot
-from function.step import Composition, Step, poll
+from function.step import KEEP, Composition, Step, poll
+from function.steps.attempts import attempt, retrying, runs
 
 
-def compose(s: RepositorySnapshot) -> Composition:
+def compose(s: RepositorySnapshot, now: datetime.datetime) -> Composition:
     """The initialisation of one repository."""
     owner, namespace, image = s.xr.tenant, s.xr.namespace, s.input.kopiaImage
     connection = connect(s.spec)
-    job_name = jobs.init_name(owner, connection, image)
+    digest = jobs.init_digest(connection, image)
+    found = runs(s, names.REPOSITORY_INIT, None)
+    job_name, plan, run = attempt(found, owner, "init", digest, now)
     job_key = names.job_key(names.REPOSITORY_INIT, job_name)
     # "repository-scripts", not "scripts": a BSLS of the same name has a "<name>-scripts".
     scripts = names.owned(owner, "repository-scripts")
@@ -30,10 +35,13 @@ def compose(s: RepositorySnapshot) -> Composition:
         names.REPOSITORY_SCRIPTS: recipe(
             configmaps.scripts, owner, namespace, "repository-scripts", pods.REPOSITORY_SCRIPTS
         ),
-        job_key: recipe(
+        job_key: KEEP
+        if plan.waiting_since
+        else recipe(
             jobs.repository_init,
             owner=owner,
             namespace=namespace,
+            attempt=plan.attempt,
             image=image,
             uid=s.input.runAsUser,
             connection=connection,
@@ -41,21 +49,17 @@ def compose(s: RepositorySnapshot) -> Composition:
         ),
         names.NETWORK_POLICY: recipe(jobs.deny_ingress, owner, namespace, "repository-init"),
     }
-    progress = s.observed.job(job_key, job_name)
+    progress = run.progress if run is not None else JobProgress.RUNNING
     where, job = connection.location, f"{namespace}/{job_name}"
-    if progress is JobProgress.COMPLETE:
+    if plan.waiting_since is not None:
+        condition = retrying(
+            Initialized.INIT_FAILED, namespace, job_name, plan, f"open the repository at {where}"
+        )
+    elif progress is JobProgress.COMPLETE:
         condition = Condition(
             True,
             Initialized.INITIALIZED,
             f"The repository at {where} is initialised (Job {job_name}).",
-        )
-    elif progress is JobProgress.FAILED:
-        condition = Condition(
-            False,
-            Initialized.INIT_FAILED,
-            f"Job {job} could not connect to or create the repository at {where}. Its log "
-            "says why (bad credentials, a missing bucket, or a password that does not open "
-            f"the existing data): kubectl -n {namespace} logs job/{job_name}",
         )
     else:
         condition = Condition(
@@ -64,5 +68,5 @@ def compose(s: RepositorySnapshot) -> Composition:
             f"Job {job} is connecting to or creating the repository at {where}.",
         )
     status = {"backend": connection.backend, "location": connection.location}
-    steps = (Step(resources, condition, None),)
-    return Composition((), steps, status, ttl=poll(s.input, steps))
+    steps = (Step(resources, condition, None, wake=plan.next_at),)
+    return Composition((), steps, status, ttl=poll(s.input, steps, now))

@@ -28,8 +28,8 @@ SCRATCH = {
     "tmp": "/tmp",  # noqa: S108 - a private emptyDir, not the node's /tmp
 }
 # The scripts each kind of XR ships to its pods (in its scripts ConfigMap).
-SERVER_SCRIPTS = ("server.sh", "user-sync.sh")
-REPOSITORY_SCRIPTS = ("repository-init.sh",)
+SERVER_SCRIPTS = ("server.sh", "user-sync.sh", "storage-errors.sh")
+REPOSITORY_SCRIPTS = ("repository-init.sh", "storage-errors.sh")
 
 
 def _read(name: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import datetime
 import json
 import re
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from google.protobuf import struct_pb2
 
 from function.conditions import JobProgress
+from function.failures import Failure
 from function.kube import M, SpecError, describe_error, parse
 from function.memo import MEMO
 from function.models import CROSSPLANE_SPEC_FIELDS, BSLRSpec, BSLSSpec, FunctionInput
@@ -191,6 +193,24 @@ class Observed:
         if _condition_true(status, "Failed"):
             return JobProgress.FAILED
         return JobProgress.RUNNING
+
+    def job_failure(self, key: str) -> Failure | None:
+        """Why and when an observed Job failed, or None when it has not."""
+        listed = _fields(self._top(key).get("status")).get("conditions")
+        for c in (
+            listed.list_value.values if listed is not None and listed.HasField("list_value") else []
+        ):
+            fields = _fields(c)
+            if _string(fields, "type") == "Failed" and _string(fields, "status") == "True":
+                when = _string(fields, "lastTransitionTime")
+                try:
+                    at = datetime.datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ").replace(
+                        tzinfo=datetime.UTC
+                    )
+                except ValueError:
+                    at = None
+                return Failure(at, _string(fields, "reason"), _string(fields, "message"))
+        return None
 
     def projected_paths(self, key: str, volume: str) -> tuple[str, ...]:
         """The paths a pod template's projected volume lays out (a sync Job's identities)."""
