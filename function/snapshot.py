@@ -292,6 +292,14 @@ class SiblingServer:
     repository: str  # the BSLR it names
 
 
+@dataclasses.dataclass(frozen=True)
+class RequiredClaim:
+    """A PersistentVolumeClaim, as far as placement cares."""
+
+    access_modes: tuple[str, ...]
+    phase: str  # Pending, Bound, Lost
+
+
 class Required:
     """The required resources Crossplane returned, pinned to the tenant's namespace."""
 
@@ -312,6 +320,25 @@ class Required:
         if found is None or _text(found, "metadata", "namespace") not in ("", self._namespace):
             return None
         return normalise(found)  # type: ignore[return-value]
+
+    def claim(self, name: str) -> RequiredClaim | None:
+        """The PersistentVolumeClaim that answered requirement `name`.
+
+        Its access modes are the bound volume's (status) once bound, else those asked for.
+        """
+        found = self.one(name)
+        if found is None:
+            return None
+        modes: list = []
+        for part in ("status", "spec"):
+            section = found.get(part)
+            listed = section.get("accessModes") if isinstance(section, dict) else None
+            if isinstance(listed, list) and listed:
+                modes = listed
+                break
+        return RequiredClaim(
+            tuple(m for m in modes if isinstance(m, str)), _text(found, "status", "phase")
+        )
 
     def repository(self, name: str) -> RequiredRepository | None:
         """The BSLR that answered requirement `name`."""

@@ -6,6 +6,7 @@ import hashlib
 
 from function import failures, names, pods
 from function.connection import Connection
+from function.placement import PodPlacement
 from function.resources.meta import labels, metadata
 
 USERS_DIR = "/etc/bsls/users"
@@ -23,7 +24,14 @@ CONTENT = "dataprotection.bsls.dev/content"
 
 
 def _job(  # noqa: PLR0917
-    name: str, namespace: str, owner: str, component: str, pod: dict, content: str, attempt: int
+    name: str,
+    namespace: str,
+    owner: str,
+    component: str,
+    pod: dict,
+    content: str,
+    attempt: int,
+    placement: PodPlacement,
 ) -> dict:
     """A Job for one attempt of what `content` (a digest of what it applies) names.
 
@@ -40,7 +48,10 @@ def _job(  # noqa: PLR0917
             "backoffLimit": 4,
             "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
             "podFailurePolicy": failures.pod_failure_policy(pod["containers"][0]["name"]),
-            "template": {"metadata": {"labels": labels(owner, component)}, "spec": pod},
+            "template": {
+                "metadata": {"labels": {**labels(owner, component), **placement.labels()}},
+                "spec": pod,
+            },
         },
     }
 
@@ -74,6 +85,7 @@ def user_sync(
     control_secret: str,
     control_username: str,
     scripts_config_map: str,
+    placement: PodPlacement,
 ) -> dict:
     """The Job that makes the repository's users match the spec, then refreshes the server.
 
@@ -117,9 +129,10 @@ def user_sync(
         volumes=[users_volume(sources), server_ca],
         resources_=JOB_RESOURCES,
         restart_policy="Never",
+        placement=placement,
     )
     name = failures.attempt_name(owner, "user-sync", digest, attempt)
-    return _job(name, namespace, owner, "user-sync", pod, digest[:16], attempt)
+    return _job(name, namespace, owner, "user-sync", pod, digest[:16], attempt, placement)
 
 
 def repository_init(
@@ -131,6 +144,7 @@ def repository_init(
     uid: int,
     connection: Connection,
     scripts_config_map: str,
+    placement: PodPlacement,
 ) -> dict:
     """The Job that connects to the repository or creates it on empty storage."""
     pod = pods.kopia_pod(
@@ -147,10 +161,11 @@ def repository_init(
         volumes=[],
         resources_=JOB_RESOURCES,
         restart_policy="Never",
+        placement=placement,
     )
     digest = init_digest(connection, image)
     name = failures.attempt_name(owner, "init", digest, attempt)
-    return _job(name, namespace, owner, "repository-init", pod, digest[:16], attempt)
+    return _job(name, namespace, owner, "repository-init", pod, digest[:16], attempt, placement)
 
 
 def init_digest(connection: Connection, image: str) -> str:

@@ -17,11 +17,12 @@ import dataclasses
 import datetime
 from typing import NamedTuple
 
-from function import bundle, names, pods, users
+from function import bundle, names, placement, pods, users
 from function.conditions import Condition, JobProgress, UsersSynced
 from function.connection import Connection
 from function.entropy import Entropy
 from function.memo import recipe
+from function.placement import PodPlacement
 from function.resources import jobs
 from function.snapshot import ServerSnapshot
 from function.step import KEEP, Desired, Step, cached
@@ -48,6 +49,7 @@ class Inputs:
     fingerprint: str
     connection: Connection | None
     control: Control
+    placement: PodPlacement  # the sync Jobs'
 
 
 def _kept_passwords(s: ServerSnapshot) -> dict[str, str]:
@@ -120,6 +122,9 @@ def step(
         fingerprint=served.fingerprint,
         connection=connection,
         control=control,
+        placement=placement.merge(
+            s.input.placement, s.spec.placement, connection.claim if connection else None
+        ),
     )
     return cached(compose, inputs)
 
@@ -202,6 +207,7 @@ def compose(i: Inputs) -> Step[Users]:
             control_secret=i.control.secret_name,
             control_username=i.control.username,
             scripts_config_map=names.owned(i.owner, "scripts"),
+            placement=i.placement,
         )
     )
     progress = run.progress if run is not None else JobProgress.RUNNING
