@@ -44,6 +44,8 @@ def compose(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> Comp
     fingerprint = served.fingerprint or s.xr.status.tls_fingerprint
     status = {
         "endpoint": server.endpoint(s),
+        # Where clients beyond the cluster connect (spec.service.externalURL), if anywhere.
+        "externalEndpoint": s.spec.service.externalURL or "",
         "tlsFingerprint": fingerprint,
         # For `kubectl get`: enough to tell servers apart at a glance.
         "tlsFingerprintShort": f"{fingerprint[:12]}..." if fingerprint else "",

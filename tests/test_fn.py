@@ -733,7 +733,7 @@ def test_metrics_endpoint_pod_monitor_and_scrape_rule() -> None:
     d = h.desired(rsp)
     [container] = d["server"]["spec"]["template"]["spec"]["containers"]
     assert {"name": "metrics", "containerPort": 51516, "protocol": "TCP"} in container["ports"]
-    assert {"name": "BSLS_METRICS_ADDRESS", "value": "0.0.0.0:51516"} in container["env"]
+    assert {"name": "BSLS_METRICS_ADDRESS", "value": ":51516"} in container["env"]
     assert d["pod-monitor"]["kind"] == "PodMonitor"
     assert d["pod-monitor"]["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     rules = d["network-policy"]["spec"]["ingress"]
