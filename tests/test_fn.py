@@ -98,7 +98,8 @@ def test_status_publishes_endpoint_and_the_ca_fingerprint(first: fnv1.RunFunctio
 
 def test_every_requirement_is_pinned_to_the_xr_namespace(first: fnv1.RunFunctionResponse) -> None:
     reqs = first.requirements.resources
-    assert set(reqs) == {"repository", "secret-alice-kopia", "servers"}
+    # "adoptable": nothing is observed yet, so what a deleted server left is looked for.
+    assert set(reqs) == {"repository", "secret-alice-kopia", "servers", "adoptable"}
     for sel in reqs.values():
         assert sel.namespace == NS
     assert reqs["repository"].match_name == "team-a-repo"

@@ -66,10 +66,10 @@ def _served(kube, kind: str) -> bool:
 
 
 def tenant(kube, ns: str) -> None:
-    """A namespace with the example Secrets."""
+    """A namespace with the example Secrets and claim."""
     flow.namespace(kube, ns)
-    for secret in flow.example("secrets.yaml", ns):
-        kube.apply(secret)
+    for obj in [*flow.example("secrets.yaml", ns), *flow.example("claim.yaml", ns)]:
+        kube.apply(obj)
 
 
 def ready_repository(kube, ns: str) -> dict:
