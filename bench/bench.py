@@ -23,13 +23,14 @@ import argparse
 import os
 import pathlib
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 
 from crossplane.function import logging as fnlogging
 
-from bench import calls, common, e2e, growth, sizing, throughput
+from bench import calls, common, e2e, growth, sizing, throughput, variants
 from tests.e2e.conftest import KOPIA_VERSION
 
 SECTIONS = ("throughput", "growth", "calls", "e2e")
@@ -42,7 +43,7 @@ def check_kopia() -> None:
     kopia = common.ROOT / ".tools" / "bin" / "kopia"
     if not os.access(kopia, os.X_OK):
         sys.exit(f"{kopia} is missing: run `make tools` (or `hack/tools.sh kopia`)")
-    done = common.run([str(kopia), "--version"], env={}, cwd=pathlib.Path(tempfile.gettempdir()))
+    done = subprocess.run([kopia, "--version"], capture_output=True, text=True, check=False)
     if not done.stdout.startswith(KOPIA_VERSION + " "):
         sys.exit(f"{kopia} is {done.stdout.strip()!r}, not kopia {KOPIA_VERSION}")
 
@@ -57,6 +58,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--sizing", help="write the sizing table into this Markdown file")
     parser.add_argument("--workdir", help="where the data, clusters and repositories go")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--tune", action="store_true", help="measure every candidate variant (bench/variants.py)"
+    )
     return parser.parse_args()
 
 
@@ -81,7 +85,12 @@ def run_sections(args: argparse.Namespace, sections: list[str], work: pathlib.Pa
     report = Report()
     if "throughput" in sections:
         print("# 1. backup and restore: through the server against direct", flush=True)
-        tp = throughput.measure(work / "throughput", reps=args.reps, quick=args.quick)
+        tp = throughput.measure(
+            work / "throughput",
+            reps=args.reps,
+            quick=args.quick,
+            variants=variants.CANDIDATES if args.tune else variants.RECOMMENDED,
+        )
         throughput.profile_misses(work / "throughput", tp, quick=args.quick)
         text, found = throughput.render(tp, args.quick, args.reps)
         report.add("1. Backup and restore through the server against direct", text, found)

@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -191,7 +191,7 @@ def children_peak_rss_mib() -> float:
 
 
 @contextlib.contextmanager
-def pinned(cpus: set[int] | None) -> Iterator[None]:
+def pinned(cpus: Iterable[int] | None) -> Iterator[None]:
     """Run the block (and every process it starts) on these CPUs; None leaves it alone."""
     if cpus is None:
         yield

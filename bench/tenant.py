@@ -136,7 +136,7 @@ class Tenant:
         variant: Variant | None = None,
         users: int | None = None,
         client_cpus: str | None = None,
-        cluster_cpus: set[int] | None = None,
+        cluster_cpus: frozenset[int] | None = None,
     ) -> None:
         """A tenant whose files live under `root`.
 

@@ -27,4 +27,4 @@ SERVER_CACHE_IN_MEMORY = Variant(
 RESTORE_PARALLEL = Variant(name="VM restore --parallel=16", restore_args="--parallel=16")
 
 CANDIDATES = (CONCURRENCY, VM_NO_CACHE, SERVER_CACHE_IN_MEMORY, RESTORE_PARALLEL)
-RECOMMENDED: tuple[Variant, ...] = (CONCURRENCY, VM_NO_CACHE)
+RECOMMENDED: tuple[Variant, ...] = (VM_NO_CACHE,)
