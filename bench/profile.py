@@ -22,7 +22,7 @@ from bench import common
 
 # (category, markers): checked in this order against the whole stack.
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("user login (scrypt)", ("golang.org/x/crypto/scrypt",)),
+    ("scrypt (logins; repository and cache keys)", ("golang.org/x/crypto/scrypt",)),
     ("local cache files (write, fsync)", ("kopia/internal/cache.",)),
     ("TLS", ("crypto/tls.",)),
     (

@@ -8,17 +8,19 @@ machine in one run, with the same data for both paths:
 - **direct**: the stock client connected straight to a second repository on the same
   storage, created by the same rendered repository-init Job.
 
-Per repetition the data set is generated afresh (same shape, new random bytes), so
-neither path deduplicates against an earlier one. Operations: a first backup, a
-backup of the unchanged data again (incremental), and a restore into an empty folder
-by a fresh client (a new connection with an empty cache, as after losing the VM's
-disk). Each is timed wall-clock, with the CPU seconds of the client, the server and
-the S3 server. The order of the two paths alternates between repetitions.
+Per repetition the data sets are generated afresh (same shape, new random bytes), so
+no path deduplicates against an earlier one. Operations: a first backup, a backup of
+the unchanged data again (incremental), and a restore into an empty folder by a fresh
+client (a new connection with an empty cache, as after losing the VM's disk). Each is
+timed wall-clock, with the CPU seconds of the client, the server and the S3 server.
+The order of the paths rotates between repetitions.
 
 Two CPU placements: **split** puts every client on CPU 0 and the cluster side (server
-pod, Jobs, S3 server) on CPU 1 (a VM and a cluster are different machines);
-**shared** lets everything share both cores, so the server path's two processes
-compete with each other for the CPU the direct client has alone.
+pod, Jobs, S3 server) on CPU 1 (a VM and a cluster are different machines); **shared**
+(filesystem only) lets everything share both cores, so the server path's two processes
+compete for the CPU the direct client has alone. Bench variants (`bench/variants.py`)
+run in the split placement beside the shipped defaults, each on a tenant of its own, in
+the same repetitions.
 """
 
 from __future__ import annotations
