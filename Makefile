@@ -5,16 +5,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: all venv tools render render-all generate test unit lint e2e fuzz load bench cluster test-cluster clean
+.PHONY: all venv tools render render-all generate golden test unit lint e2e fuzz load bench cluster test-cluster clean
 
 all: test
 
+# Set-up output goes to stderr: `make render` prints only YAML on stdout.
 $(VENV)/.stamp: pyproject.toml
-	@$(PYTHON) --version >/dev/null 2>&1 || { echo "$(PYTHON) is required"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $@
+	@$(PYTHON) --version >/dev/null 2>&1 || { echo "$(PYTHON) is required" >&2; exit 1; }
+	@echo "creating $(VENV) and installing the project" >&2
+	@$(PYTHON) -m venv $(VENV) >&2
+	@$(PY) -m pip install --quiet --upgrade pip >&2
+	@$(PY) -m pip install --quiet -e '.[dev]' >&2
+	@touch $@
 
 venv: $(VENV)/.stamp
 
@@ -23,8 +25,8 @@ tools:
 
 ## render: run the function and render the BSLS example through `crossplane render`.
 render: venv
-	hack/tools.sh crossplane
-	hack/render.sh
+	@hack/tools.sh crossplane
+	@hack/render.sh
 
 ## render-all: render every example XR (servers and repositories).
 render-all: venv
@@ -35,10 +37,15 @@ render-all: venv
 generate: venv
 	$(PY) hack/gen_legacy.py
 
+## golden: rewrite the reviewed answers in tests/golden after an intended change.
+golden: venv
+	UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py
+	git --no-pager diff --stat tests/golden
+
 lint: venv
 	$(VENV)/bin/ruff check function tests bench hack
 	$(VENV)/bin/ruff format --check function tests bench hack
-	$(VENV)/bin/shellcheck -s sh function/scripts/*.sh hack/*.sh bench/*.sh .ci/run
+	$(VENV)/bin/shellcheck -x -P function/scripts -s sh function/scripts/*.sh hack/*.sh bench/*.sh .ci/run
 
 unit: venv
 	$(PY) -m pytest -q tests --ignore=tests/e2e --ignore=tests/cluster

@@ -1,9 +1,7 @@
-"""Validated models of everything the function reads: its input, the XRs and the BSLR.
+"""Validated models of what the function reads: its input, the BSLS spec and the BSLR spec.
 
-Every model rejects unknown fields and wrong types, so an app team's typo becomes a
-message naming the field instead of a silently ignored setting. `describe_error` turns
-pydantic's errors into one sentence per field, in the path syntax of the XR
-(`spec.users[1].hostname`).
+The base types (strict models, object names, Secret references, error sentences) are in
+`kube.py`; the storage backends a BSLR can name are in `backends.py`.
 """
 
 from __future__ import annotations
@@ -11,10 +9,14 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import urllib.parse
 from typing import Annotated, Literal
 
-import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from function.backends import Backend
+from function.kube import DNS_LABEL, DNS_SUBDOMAIN, LocalRef, ObjectName, SecretKeyRef, Strict
+from function.placement import Placement
 
 DEFAULT_API_VERSION = "dataprotection.bsls.dev/v1alpha1"
 DEFAULT_KOPIA_IMAGE = "kopia/kopia:0.23.1"
@@ -25,70 +27,11 @@ MAX_USERS = 500
 IDENTITY_PART = re.compile(r"^[a-z0-9\-_.]+$")
 # The hostname reserved for the identities the function itself uses in the repository.
 SYSTEM_HOSTNAME = "bsls-system"
-# Kubernetes object names (DNS-1123 subdomain) and Secret keys.
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+# The label KubeVirt puts on every VM's pod (virt-launcher), whose IP the VM's traffic
+# leaves from on the pod network.
+KUBEVIRT_APP = "kubevirt.io"
 IMAGE = re.compile(r"^[^\s]+$")
 QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
-
-
-class Strict(BaseModel):
-    """Base for every model: unknown fields are errors, values are not coerced."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-def _object_name(value: str) -> str:
-    if len(value) > 253 or not DNS_SUBDOMAIN.match(value):
-        msg = (
-            f"{value!r} is not a valid Kubernetes object name: use at most 253 lowercase "
-            "letters, digits, '-' and '.', starting and ending with a letter or digit"
-        )
-        raise ValueError(msg)
-    return value
-
-
-def _secret_key(value: str) -> str:
-    if len(value) > 253 or not SECRET_KEY.match(value):
-        msg = f"{value!r} is not a valid Secret key: use letters, digits, '-', '_' and '.'"
-        raise ValueError(msg)
-    return value
-
-
-ObjectName = Annotated[str, pydantic.AfterValidator(_object_name)]
-SecretKeyName = Annotated[str, pydantic.AfterValidator(_secret_key)]
-
-
-class LocalRef(Strict):
-    """A reference to an object in the XR's own namespace (there is no namespace field)."""
-
-    name: ObjectName
-
-
-class SecretKeyRef(Strict):
-    """A key of a Secret in the XR's own namespace."""
-
-    name: ObjectName
-    key: SecretKeyName = "password"
-
-
-class CABundleRef(SecretKeyRef):
-    """A Secret key holding a PEM CA bundle."""
-
-    key: SecretKeyName = "ca.crt"
-
-
-class GCSCredentialsRef(SecretKeyRef):
-    """A Secret key holding a GCS service account key file."""
-
-    key: SecretKeyName = "service-account.json"
-
-
-class AzureCredentialsRef(SecretKeyRef):
-    """A Secret key holding an Azure storage account key."""
-
-    key: SecretKeyName = "AZURE_STORAGE_KEY"
 
 
 # ---------------------------------------------------------------------------- input
@@ -120,6 +63,12 @@ class FunctionInput(Strict):
         default="BSLS-CONTROL", pattern=r"^[A-Za-z0-9_.@-]+$", max_length=64
     )
     runAsUser: int = Field(default=65532, ge=1, le=2147483647)
+    # How soon Crossplane calls again (the response TTL). Required resources (a user's
+    # password Secret, the BSLR) are not watched: a change is seen at the next call.
+    pollSeconds: int = Field(default=20, ge=1, le=3600)
+    pollInFlightSeconds: int = Field(default=5, ge=1, le=3600)
+    # Where every pod runs (nodeSelector, tolerations, ...); tenants add to it.
+    placement: Placement = Field(default_factory=Placement)
 
     @field_validator("controlUsername")
     @classmethod
@@ -214,8 +163,12 @@ class TLSSpec(Strict):
     """Serving certificate options."""
 
     secretRef: LocalRef | None = None
-    additionalDNSNames: list[str] = Field(default_factory=list, max_length=64)
-    additionalIPAddresses: list[str] = Field(default_factory=list, max_length=64)
+    additionalDNSNames: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list, max_length=64
+    )
+    additionalIPAddresses: list[Annotated[str, Field(max_length=45)]] = Field(
+        default_factory=list, max_length=64
+    )
 
     @field_validator("additionalDNSNames")
     @classmethod
@@ -239,11 +192,63 @@ class TLSSpec(Strict):
         return values
 
 
+def external_url(value: str) -> tuple[str, int]:
+    """The host and port of an external URL, `https://host[:port]`; ValueError if not one."""
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme != "https":
+        msg = f"{value!r} must start with https:// (kopia clients only speak TLS to a server)"
+        raise ValueError(msg)
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment or parsed.username:
+        msg = f"{value!r} must be https://host or https://host:port, without a path"
+        raise ValueError(msg)
+    try:
+        port = parsed.port or 443
+    except ValueError:
+        msg = f"{value!r} has a port that is not a number from 1 to 65535"
+        raise ValueError(msg) from None
+    host = parsed.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if len(host) > 253 or not DNS_SUBDOMAIN.match(host):
+            msg = f"{value!r}: {host!r} is not a DNS name or an IP address"
+            raise ValueError(msg) from None
+    return host, port
+
+
 class ServiceSpec(Strict):
-    """How the server is exposed inside the cluster."""
+    """How the server is exposed: the Service, and an address beyond the cluster."""
 
     type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     port: int | None = Field(default=None, ge=1, le=65535)
+    nodePort: int | None = Field(default=None, ge=1, le=65535)
+    # For a load balancer controller (an address pool, an internal load balancer, ...).
+    annotations: dict[str, str] = Field(default_factory=dict, max_length=64)
+    # Where clients outside the cluster reach the server (a LoadBalancer's address, a
+    # node's NodePort, a TLS-passthrough Route or Ingress): the leaf names its host, the
+    # status and every credentials bundle hand it out.
+    externalURL: str | None = Field(default=None, max_length=300)
+
+    @field_validator("externalURL")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, port = external_url(value)
+        shown = f"[{host}]" if ":" in host else host
+        return f"https://{shown}:{port}"  # kopia needs the port spelled out
+
+    @model_validator(mode="after")
+    def _node_port(self) -> ServiceSpec:
+        if self.nodePort is not None and self.type == "ClusterIP":
+            msg = "nodePort needs type NodePort or LoadBalancer"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def external_host(self) -> str | None:
+        """The host name or IP address in externalURL."""
+        return external_url(self.externalURL)[0] if self.externalURL else None
 
 
 class PeerSpec(Strict):
@@ -260,8 +265,42 @@ class NetworkPolicySpec(Strict):
     enabled: bool = True
     # Empty means: any source may reach the Kopia port (and nothing else).
     from_: list[PeerSpec] = Field(default_factory=list, alias="from", max_length=32)
+    # Shorthands, added to `from`: KubeVirt's VM pods in the namespace, and every pod of
+    # the named namespaces.
+    virtualMachines: bool = False
+    namespaces: list[Annotated[str, Field(min_length=1, max_length=63)]] = Field(
+        default_factory=list, max_length=32
+    )
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    @field_validator("namespaces")
+    @classmethod
+    def _namespaces(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not DNS_LABEL.match(value):
+                msg = f"{value!r} is not a namespace name (a DNS label: a-z, 0-9 and '-')"
+                raise ValueError(msg)
+        return values
+
+    @property
+    def peers(self) -> tuple[PeerSpec, ...]:
+        """Every peer admitted: `from`, then the shorthands' (none at all admits any source)."""
+        out = list(self.from_)
+        if self.virtualMachines:
+            out.append(PeerSpec(podSelector={"matchLabels": {KUBEVIRT_APP: "virt-launcher"}}))
+        if self.namespaces:
+            selector = {
+                "matchExpressions": [
+                    {
+                        "key": "kubernetes.io/metadata.name",
+                        "operator": "In",
+                        "values": list(self.namespaces),
+                    }
+                ]
+            }
+            out.append(PeerSpec(namespaceSelector=selector))
+        return tuple(out)
 
 
 class Resources(Strict):
@@ -280,12 +319,27 @@ class Resources(Strict):
         return values
 
 
+class CacheVolume(Strict):
+    """A volume of its own for the server's cache, instead of the pod's ephemeral storage."""
+
+    size: str = Field(pattern=QUANTITY.pattern, max_length=32)
+    storageClassName: str | None = Field(default=None, max_length=253)
+
+
+class CacheSpec(Strict):
+    """kopia's local cache of repository data (kopia's own default is 5,000 MB twice)."""
+
+    sizeMB: int = Field(default=2048, ge=64, le=1_048_576)
+    volume: CacheVolume | None = None
+
+
 class ServerSpec(Strict):
     """Overrides for the server Deployment."""
 
     image: str | None = Field(default=None, pattern=IMAGE.pattern, max_length=512)
     resources: Resources | None = None
     logLevel: Literal["debug", "info", "warning", "error"] = "info"
+    cache: CacheSpec = Field(default_factory=CacheSpec)
 
 
 class MetricsSpec(Strict):
@@ -307,19 +361,27 @@ class MetricsSpec(Strict):
         return self
 
 
+class RepositoryRef(LocalRef):
+    """The BSLR a server serves; `confirmChange` is for the API server's transition rule."""
+
+    confirmChange: ObjectName | None = None
+
+
 class BSLSSpec(Strict):
     """The spec of a BackupStorageLocationServer."""
 
-    repositoryRef: LocalRef
+    repositoryRef: RepositoryRef
     # Crossplane takes a function's answer up to gRPC's default 4 MiB. Each user adds a
     # credentials Secret of about 4 KiB (6 KiB with the longest identities during a CA
-    # rollover): 500 users stay under 3.4 MB in the worst case (tests/test_fn.py).
+    # rollover): 500 users stay under 3.5 MB in the worst case (tests/test_fn.py).
     users: list[User] = Field(default_factory=list, max_length=MAX_USERS)
     tls: TLSSpec = Field(default_factory=TLSSpec)
     service: ServiceSpec = Field(default_factory=ServiceSpec)
     networkPolicy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
     server: ServerSpec = Field(default_factory=ServerSpec)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    # Where the server and its user-sync Jobs run, added to the platform's placement.
+    placement: Placement = Field(default_factory=Placement)
 
     @field_validator("users")
     @classmethod
@@ -340,119 +402,11 @@ class BSLSSpec(Strict):
 # ---------------------------------------------------------------------------- BSLR
 
 
-class S3Backend(Strict):
-    """An S3 or S3-compatible bucket."""
-
-    bucket: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")
-    prefix: str = Field(default="", max_length=512)
-    region: str = Field(default="", max_length=64, pattern=r"^[a-z0-9-]*$")
-    endpoint: str = Field(default="", max_length=512)
-    insecureSkipTLSVerify: bool = False
-    caBundleSecretRef: CABundleRef | None = None
-    credentialsSecretRef: CredentialsRef | None = None
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        if not value:
-            return value
-        host = value.removeprefix("http://")
-        if "://" in host:
-            msg = (
-                f"{value!r} has a scheme kopia cannot use: give host[:port] for HTTPS, "
-                "or http://host[:port] for plain HTTP"
-            )
-            raise ValueError(msg)
-        if not re.match(r"^[A-Za-z0-9.\-\[\]:]+$", host):
-            msg = f"{value!r} is not host[:port] (no path, no spaces)"
-            raise ValueError(msg)
-        return value
-
-    @property
-    def plain_http(self) -> bool:
-        """Whether the endpoint asks for plain HTTP."""
-        return self.endpoint.startswith("http://")
-
-
-class CredentialsRef(Strict):
-    """A Secret holding S3 keys; the key names can be overridden."""
-
-    name: ObjectName
-    accessKeyIDKey: SecretKeyName = "AWS_ACCESS_KEY_ID"
-    secretAccessKeyKey: SecretKeyName = "AWS_SECRET_ACCESS_KEY"
-    sessionTokenKey: SecretKeyName | None = None
-
-
-class GCSBackend(Strict):
-    """A Google Cloud Storage bucket."""
-
-    bucket: str = Field(min_length=3, max_length=222, pattern=r"^[a-z0-9][a-z0-9._\-]*[a-z0-9]$")
-    prefix: str = Field(default="", max_length=512)
-    credentialsSecretRef: GCSCredentialsRef
-
-
-class AzureBackend(Strict):
-    """An Azure Blob Storage container."""
-
-    container: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9](-?[a-z0-9])*$")
-    prefix: str = Field(default="", max_length=512)
-    storageAccount: str = Field(min_length=3, max_length=24, pattern=r"^[a-z0-9]+$")
-    credentialsSecretRef: AzureCredentialsRef
-
-
-class PVCRef(Strict):
-    """A PersistentVolumeClaim in the same namespace."""
-
-    claimName: ObjectName
-
-
-class FilesystemBackend(Strict):
-    """A folder on a PersistentVolumeClaim, mounted into every pod that opens the repository."""
-
-    path: str = Field(default="/repository", pattern=r"^/[^\s]*$", max_length=256)
-    persistentVolumeClaim: PVCRef
-
-
-class Backend(Strict):
-    """Exactly one storage backend."""
-
-    s3: S3Backend | None = None
-    gcs: GCSBackend | None = None
-    azure: AzureBackend | None = None
-    filesystem: FilesystemBackend | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Backend:
-        chosen = [name for name in ("s3", "gcs", "azure", "filesystem") if getattr(self, name)]
-        if len(chosen) != 1:
-            got = ", ".join(chosen) if chosen else "none"
-            msg = f"set exactly one of s3, gcs, azure or filesystem (got {got})"
-            raise ValueError(msg)
-        return self
-
-    @property
-    def name(self) -> str:
-        """Which backend is set: s3, gcs, azure or filesystem."""
-        return next(n for n in ("s3", "gcs", "azure", "filesystem") if getattr(self, n))
-
-    @model_validator(mode="after")
-    def _prefix_slash(self) -> Backend:
-        for name in ("s3", "gcs", "azure"):
-            backend = getattr(self, name)
-            if backend is not None and backend.prefix and not backend.prefix.endswith("/"):
-                msg = f"{name}.prefix {backend.prefix!r} must end with '/' (e.g. {backend.prefix}/)"
-                raise ValueError(msg)
-        return self
-
-
 class BSLRSpec(Strict):
     """The spec of a BackupStorageLocationRepository."""
 
     passwordSecretRef: SecretKeyRef
-    backend: Backend
-
-
-S3Backend.model_rebuild()
+    backend: Backend  # type: ignore[valid-type]
 
 
 # Fields Crossplane itself writes into an XR's (or claim's) spec: not the user's input.
@@ -473,34 +427,3 @@ CROSSPLANE_SPEC_FIELDS = frozenset(
         "publishConnectionDetailsTo",
     }
 )
-
-
-def user_spec(spec: object) -> object:
-    """An XR's spec without the fields Crossplane manages (validated only by Crossplane)."""
-    if not isinstance(spec, dict):
-        return spec
-    return {k: v for k, v in spec.items() if k not in CROSSPLANE_SPEC_FIELDS}
-
-
-def describe_error(err: pydantic.ValidationError, root: str) -> str:
-    """Turn a validation error into one readable sentence per field.
-
-    Args:
-        err: The pydantic error.
-        root: The path of the validated object, e.g. `spec`.
-
-    Returns:
-        Messages such as `spec.users[1].hostname: 'VM' does not match ...`.
-    """
-    parts = []
-    for item in err.errors(include_url=False):
-        path = root
-        for loc in item["loc"]:
-            path += f"[{loc}]" if isinstance(loc, int) else f".{loc}"
-        msg = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            msg = "is not a known field (check the spelling against the API reference)"
-        elif item["type"] == "missing":
-            msg = "is required"
-        parts.append(f"{path}: {msg}")
-    return "; ".join(parts)

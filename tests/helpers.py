@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import pathlib
 
 import yaml
 from crossplane.function import resource
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from function.fn import FunctionRunner
 
@@ -35,6 +38,34 @@ def required_pool() -> list[dict]:
     for f in sorted((EXAMPLES / "required").glob("*.yaml")):
         out += load(f)
     return out
+
+
+class SeededEntropy:
+    """Reproducible key material: the same seed gives the same keys, serials, passwords.
+
+    Keys come from a counter hashed with the seed (a valid P-256 scalar); with the
+    function's deterministic ECDSA signatures, certificates are then byte-identical
+    from run to run, so whole answers can be compared with a reviewed file.
+    """
+
+    def __init__(self, seed: str = "tests") -> None:
+        self._seed = seed.encode()
+        self._counter = 0
+
+    def _next(self, what: bytes) -> bytes:
+        self._counter += 1
+        return hashlib.sha256(self._seed + what + self._counter.to_bytes(8, "big")).digest()
+
+    def private_key(self) -> ec.EllipticCurvePrivateKey:
+        order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+        value = int.from_bytes(self._next(b"key"), "big") % (order - 1) + 1
+        return ec.derive_private_key(value, ec.SECP256R1())
+
+    def serial_number(self) -> int:
+        return int.from_bytes(self._next(b"serial")[:19], "big") | 1
+
+    def password(self) -> str:
+        return base64.urlsafe_b64encode(self._next(b"password")[:24]).decode()
 
 
 class Clock:
@@ -201,17 +232,69 @@ DEPLOYMENT_AVAILABLE = {
 }
 JOB_COMPLETE = {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}
 JOB_FAILED = {
-    "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
+    "conditions": [
+        {
+            "type": "Failed",
+            "status": "True",
+            "reason": "BackoffLimitExceeded",
+            "message": "Job has reached the specified backoff limit",
+            "lastTransitionTime": "2026-06-01T11:59:55Z",  # just before NOW
+        }
+    ],
+    "failed": 5,
 }
 
 
+def job_failed(
+    job: dict, code: int, at: str = "2026-06-01T11:59:55Z", pod: str | None = None
+) -> dict:
+    """The status the Job controller (Kubernetes 1.35) writes when the pod exited `code`.
+
+    A code the Job's podFailurePolicy lists fails it at once with reason PodFailurePolicy
+    and the message pkg/controller/job/pod_failure_policy.go formats; any other code
+    exhausts backoffLimit first.
+    """
+    spec = job["spec"]
+    container = spec["template"]["spec"]["containers"][0]["name"]
+    pod = pod or f"{job['metadata']['name']}-x7k2q"
+    for index, rule in enumerate((spec.get("podFailurePolicy") or {}).get("rules", [])):
+        codes = rule.get("onExitCodes") or {}
+        if rule["action"] == "FailJob" and code in [int(v) for v in codes.get("values", [])]:
+            reason = "PodFailurePolicy"
+            message = (
+                f"Container {container} for pod {job['metadata']['namespace']}/{pod} failed "
+                f"with exit code {code} matching FailJob rule at index {index}"
+            )
+            failed = 1
+            break
+    else:
+        reason, message = "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+        failed = int(spec.get("backoffLimit", 6)) + 1
+    condition = {"status": "True", "reason": reason, "message": message}
+    return {
+        "conditions": [
+            {"type": "FailureTarget", **condition, "lastTransitionTime": at},
+            {"type": "Failed", **condition, "lastTransitionTime": at},
+        ],
+        "failed": failed,
+    }
+
+
 def key(found: fnv1.RunFunctionResponse | dict, prefix: str) -> str:
-    """The one composition-resource-name that starts with `prefix-` (Jobs are keyed by digest)."""
+    """The composition-resource-name of the current `prefix-<digest>` Job.
+
+    While a new sync runs, the last completed one stays too: the current one is the Job
+    the UsersSynced condition names.
+    """
     keys = found.desired.resources if isinstance(found, fnv1.RunFunctionResponse) else found
-    [match] = [k for k in keys if k.startswith(f"{prefix}-")]
+    matches = [k for k in keys if k.startswith(f"{prefix}-")]
+    if len(matches) > 1 and isinstance(found, fnv1.RunFunctionResponse):
+        message = conditions(found)["UsersSynced"].message
+        matches = [k for k in matches if desired(found)[k]["metadata"]["name"] in message]
+    [match] = matches
     return match
 
 
 def sync_job(found: fnv1.RunFunctionResponse) -> dict:
-    """The desired user-sync Job."""
+    """The current desired user-sync Job."""
     return desired(found)[key(found, "user-sync")]

@@ -4,30 +4,54 @@ from __future__ import annotations
 
 import hashlib
 
-from function import names, pods
-from function.repository import Connection
+from function import failures, names, pods
+from function.connection import Connection
+from function.placement import PodPlacement
 from function.resources.meta import labels, metadata
 
 USERS_DIR = "/etc/bsls/users"
 SERVER_CA_DIR = "/etc/bsls/server-ca"
+# CPU and memory; ephemeral storage follows from pods.JOB_STORAGE.
 JOB_RESOURCES = {
-    "requests": {"cpu": "50m", "memory": "128Mi", "ephemeral-storage": "256Mi"},
-    "limits": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "5Gi"},
+    "requests": {"cpu": "50m", "memory": "128Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
 }
 # Kopia opens the repository once per user command; leave room for large user lists.
 ACTIVE_DEADLINE_SECONDS = 3600
 
 
-def _job(name: str, namespace: str, xr: str, component: str, pod: dict) -> dict:
-    # No ttlSecondsAfterFinished: Crossplane would re-create a Job that deleted itself.
+CONTENT = "dataprotection.bsls.dev/content"
+
+
+def _job(  # noqa: PLR0917
+    name: str,
+    namespace: str,
+    owner: str,
+    component: str,
+    pod: dict,
+    content: str,
+    attempt: int,
+    placement: PodPlacement,
+) -> dict:
+    """A Job for one attempt of what `content` (a digest of what it applies) names.
+
+    No ttlSecondsAfterFinished: Crossplane would re-create a Job that deleted itself.
+    Exit codes with a known cause fail it at once (failures.py); others are retried.
+    """
+    meta = metadata(name, namespace, owner, component)
+    meta["annotations"] = {CONTENT: content, failures.ATTEMPT: str(attempt)}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": metadata(name, namespace, xr, component),
+        "metadata": meta,
         "spec": {
             "backoffLimit": 4,
             "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
-            "template": {"metadata": {"labels": labels(xr, component)}, "spec": pod},
+            "podFailurePolicy": failures.pod_failure_policy(pod["containers"][0]["name"]),
+            "template": {
+                "metadata": {"labels": {**labels(owner, component), **placement.labels()}},
+                "spec": pod,
+            },
         },
     }
 
@@ -48,9 +72,10 @@ def users_volume(sources: tuple[tuple[str, str], ...]) -> dict:
 
 def user_sync(
     *,
-    xr: str,
+    owner: str,
     namespace: str,
     digest: str,
+    attempt: int,
     image: str,
     uid: int,
     connection: Connection,
@@ -60,6 +85,7 @@ def user_sync(
     control_secret: str,
     control_username: str,
     scripts_config_map: str,
+    placement: PodPlacement,
 ) -> dict:
     """The Job that makes the repository's users match the spec, then refreshes the server.
 
@@ -78,75 +104,82 @@ def user_sync(
             "valueFrom": {"secretKeyRef": {"name": control_secret, "key": "password"}},
         },
     ]
-    container = pods.kopia_container(
+    server_ca = {
+        "name": "server-ca",
+        "configMap": {
+            "name": ca_bundle,
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            "defaultMode": 0o444,
+        },
+    }
+    pod = pods.kopia_pod(
+        uid=uid,
         name="user-sync",
         image=image,
         script_name="user-sync.sh",
+        scripts_config_map=scripts_config_map,
         connection=connection,
         identity=names.SYNC_IDENTITY,
+        storage=pods.JOB_STORAGE,
         env=env,
         mounts=[
             {"name": "users", "mountPath": USERS_DIR, "readOnly": True},
             {"name": "server-ca", "mountPath": SERVER_CA_DIR, "readOnly": True},
         ],
+        volumes=[users_volume(sources), server_ca],
         resources_=JOB_RESOURCES,
+        restart_policy="Never",
+        placement=placement,
     )
-    volumes = [
-        *pods.scratch_volumes(),
-        pods.scripts_volume(scripts_config_map),
-        users_volume(sources),
-        {
-            "name": "server-ca",
-            "configMap": {
-                "name": ca_bundle,
-                "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                "defaultMode": 0o444,
-            },
-        },
-        *connection.volumes,
-    ]
-    pod = pods.pod_spec(uid=uid, containers=[container], volumes=volumes, restart_policy="Never")
-    return _job(names.job(xr, "user-sync", digest), namespace, xr, "user-sync", pod)
+    name = failures.attempt_name(owner, "user-sync", digest, attempt)
+    return _job(name, namespace, owner, "user-sync", pod, digest[:16], attempt, placement)
 
 
 def repository_init(
     *,
-    xr: str,
+    owner: str,
     namespace: str,
+    attempt: int,
     image: str,
     uid: int,
     connection: Connection,
     scripts_config_map: str,
+    placement: PodPlacement,
 ) -> dict:
     """The Job that connects to the repository or creates it on empty storage."""
-    container = pods.kopia_container(
+    pod = pods.kopia_pod(
+        uid=uid,
         name="repository-init",
         image=image,
         script_name="repository-init.sh",
+        scripts_config_map=scripts_config_map,
         connection=connection,
         identity=names.SERVER_IDENTITY,
+        storage=pods.JOB_STORAGE,
         env=[],
         mounts=[],
+        volumes=[],
         resources_=JOB_RESOURCES,
+        restart_policy="Never",
+        placement=placement,
     )
-    volumes = [
-        *pods.scratch_volumes(),
-        pods.scripts_volume(scripts_config_map),
-        *connection.volumes,
-    ]
-    pod = pods.pod_spec(uid=uid, containers=[container], volumes=volumes, restart_policy="Never")
-    # Re-run the initialisation when the storage settings or the image change.
-    digest = hashlib.sha256(f"{connection.digest}:{image}".encode()).hexdigest()
-    return _job(names.job(xr, "init", digest), namespace, xr, "repository-init", pod)
+    digest = init_digest(connection, image)
+    name = failures.attempt_name(owner, "init", digest, attempt)
+    return _job(name, namespace, owner, "repository-init", pod, digest[:16], attempt, placement)
 
 
-def deny_ingress(xr: str, namespace: str, component: str) -> dict:
+def init_digest(connection: Connection, image: str) -> str:
+    """What the init Job applies: it runs again when the storage settings or the image change."""
+    return hashlib.sha256(f"{connection.digest}:{image}".encode()).hexdigest()
+
+
+def deny_ingress(owner: str, namespace: str, component: str) -> dict:
     """A NetworkPolicy that admits no connection to one component's pods (they serve none)."""
-    full = labels(xr, component)
+    full = labels(owner, component)
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": metadata(names.secret(xr, component), namespace, xr, "network-policy"),
+        "metadata": metadata(names.owned(owner, component), namespace, owner, "network-policy"),
         "spec": {
             "podSelector": {
                 "matchLabels": {

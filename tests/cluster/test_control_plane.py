@@ -311,7 +311,8 @@ def test_removing_a_user_reissues_the_sync_job_and_removes_its_credentials(kube,
 
     after = flow.wait(settled, T, "a new user-sync Job and bob's credentials gone")
     assert flow.deleted(kube.get("v1", "Secret", bob, TEAM))
-    assert flow.deleted(kube.get("batch/v1", "Job", old_job, TEAM))
+    # The last completed sync stays in force until the new one completes.
+    assert not flow.deleted(kube.get("batch/v1", "Job", old_job, TEAM))
     assert "user-alice@vm-alice" in after
     xr = flow.wait(
         lambda: (o := kube.reload(ready)) and len(o["status"].get("users", [])) == 1 and o,
@@ -325,6 +326,11 @@ def test_removing_a_user_reissues_the_sync_job_and_removes_its_credentials(kube,
     # circuit breaker dropped that event (this suite touches the XR a lot), the next
     # poll (every minute) picks it up.
     flow.wait(lambda: flow.is_true(kube.reload(ready), "UsersSynced"), 2 * T, "UsersSynced")
+    flow.wait(
+        lambda: flow.deleted(kube.get("batch/v1", "Job", old_job, TEAM)),
+        2 * T,
+        "the superseded user-sync Job deleted",
+    )
 
 
 # --- 5. no serving across namespaces -----------------------------------------------------------
