@@ -34,8 +34,6 @@ import tempfile
 import time
 
 from bench import common
-from function import repository
-from function.models import BSLRSpec
 from tests import helpers
 from tests.e2e import cluster as cluster_mod
 from tests.e2e.cluster import Cluster, Pod, with_hosts
@@ -47,6 +45,7 @@ from tests.procs import free_port, wait_for_port
 
 NAMESPACE = "team-a"
 ALICE = "alice@vm-alice"
+DIRECT_CLAIM = "direct-backups"
 WRAPPER = common.ROOT / "bench" / "kopia-variant.sh"
 _homes = itertools.count(1)
 
@@ -158,6 +157,7 @@ class Tenant:
         self.moto: Moto | None = None
         self.stack: Stack | None = None
         self.direct_bslr: dict | None = None
+        self.direct_args: list[str] = []
         self.tmpfs: pathlib.Path | None = None
         root.mkdir(parents=True, exist_ok=True)
         (root / "cluster").mkdir(exist_ok=True)
@@ -226,7 +226,10 @@ class Tenant:
         """Compose and start everything; then the direct repository beside it."""
         with common.pinned(self.cluster_cpus):
             self.cluster.apply(
-                *helpers.load("secrets.yaml"), *helpers.load("required/secrets.yaml")
+                *helpers.load("secrets.yaml"),
+                *helpers.load("required/secrets.yaml"),
+                *helpers.load("claim.yaml"),
+                direct_claim(),
             )
             if self.backend == "s3":
                 self.moto = Moto(self.root / "moto")
@@ -236,11 +239,14 @@ class Tenant:
             self.stack = stand_up(
                 self.cluster, self.bslr(), self.bsls(), self.clock, self.root / "clients"
             )
-            where = "direct-backups" if self.backend == "filesystem" else "bench-direct/"
+            where = DIRECT_CLAIM if self.backend == "filesystem" else "bench-direct/"
             self.direct_bslr = self.bslr("direct-repo", where)
             direct = Composite(self.cluster, self.direct_bslr, self.clock)
             direct.reconcile()
             succeeded(self.cluster.run_jobs())
+            [init] = [v for k, v in direct.desired.items() if k.startswith("repository-init")]
+            # The storage flags every pod passes to `kopia repository connect`.
+            self.direct_args = list(init["spec"]["template"]["spec"]["containers"][0]["args"])
         return self
 
     def _bucket(self) -> None:
@@ -356,29 +362,38 @@ class Tenant:
         return VMClient(client, self.client_cpus), args
 
     def direct(self) -> VMClient:
-        """A fresh client connected straight to the direct repository (same storage)."""
+        """A fresh client connected straight to the direct repository (same storage).
+
+        With the storage flags the rendered pods pass to `kopia repository connect`; a
+        filesystem path is the claim's folder here, and S3 keys come from their Secret.
+        """
         assert self.stack is not None
-        assert self.direct_bslr is not None
         client = self.stack.client("direct")
         client.password = repository_password(self.cluster, self.stack.repository.xr)
-        spec = BSLRSpec.model_validate(self.direct_bslr["spec"])
-        conn = repository.connection(spec)
-        args = list(conn.args)
+        args = list(self.direct_args)
         if self.backend == "filesystem":
-            claim = spec.backend.filesystem
-            assert claim is not None
-            path = self.cluster.claim(NAMESPACE, claim.persistentVolumeClaim.claimName)
-            args = ["filesystem", f"--path={path}"]
-        extra = self.s3_keys() if self.backend == "s3" else {}
+            path = self.cluster.claim(NAMESPACE, DIRECT_CLAIM)
+            args = [
+                args[0],
+                *(f"--path={path}" if a.startswith("--path=") else a for a in args[1:]),
+            ]
+        keys = self.s3_keys() if self.backend == "s3" else {}
         client.run(
             "repository",
             "connect",
             *args,
             "--override-username=direct",
             "--override-hostname=bench",
-            extra_env={k: v for k, v in extra.items() if k.startswith("AWS_")},
+            extra_env={k: v for k, v in keys.items() if k.startswith("AWS_")},
         )
         return VMClient(client, self.client_cpus)
+
+
+def direct_claim() -> dict:
+    """The claim of the direct repository: the example's claim under another name."""
+    claim = copy.deepcopy(helpers.load("claim.yaml")[0])
+    claim["metadata"]["name"] = DIRECT_CLAIM
+    return claim
 
 
 def wait_listening(pod: Pod, timeout: float) -> float:
