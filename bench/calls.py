@@ -278,7 +278,10 @@ def render(result: Result) -> tuple[str, list[tuple[str, str, bool]]]:
     rss = result.rss
     max_users = max(USERS)
     text = (
-        table + f"\n\nPeak RSS at {max_users} users, fresh processes, one caller (warm then cold "
+        table + f"\n\n{max_users} users is the most a server accepts (the API's maximum: every "
+        "credentials Secret carries the CA and the connect scripts, and the answer must fit "
+        "Crossplane's 4 MiB), so it stands for the issue's 1,000 users. "
+        f"Peak RSS at {max_users} users, fresh processes, one caller (warm then cold "
         f"calls): function-bsls {rss['function-bsls']:.0f} MiB, echo {rss['echo']:.0f} MiB, "
         f"no-op {rss['no-op']:.0f} MiB. Load average (1 min): {result.load}."
         "\n\nWhere a warm call's time goes (the handler timed in this process, without "
@@ -308,7 +311,11 @@ def render(result: Result) -> tuple[str, list[tuple[str, str, bool]]]:
             )
     mb = rss["function-bsls"] * MB / 1e6
     targets.append(
-        (f"function peak RSS at {max_users} users < {RSS_MB:.0f} MB", f"{mb:.0f} MB", mb < RSS_MB)
+        (
+            f"function peak RSS at {max_users} users (the maximum) < {RSS_MB:.0f} MB",
+            f"{mb:.0f} MB",
+            mb < RSS_MB,
+        )
     )
     return text, targets
 
