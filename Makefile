@@ -45,7 +45,7 @@ golden: venv
 lint: venv
 	$(VENV)/bin/ruff check function tests bench hack
 	$(VENV)/bin/ruff format --check function tests bench hack
-	$(VENV)/bin/shellcheck -x -P function/scripts -s sh function/scripts/*.sh hack/*.sh .ci/run
+	$(VENV)/bin/shellcheck -x -P function/scripts -s sh function/scripts/*.sh hack/*.sh bench/*.sh .ci/run
 
 unit: venv
 	$(PY) -m pytest -q tests --ignore=tests/e2e --ignore=tests/cluster
@@ -65,9 +65,11 @@ e2e: venv tools
 test: venv tools lint
 	$(PY) -m pytest -q tests
 
-## bench: this function beside a no-op function on the same SDK; writes docs/performance.md.
+## bench: backups through the server against direct, the server as the repository grows, the
+## function beside its floors, end to end; writes docs/performance.md (BENCH_ARGS=--quick: a smoke run).
 bench: venv
-	$(PY) -m bench.bench --write docs/performance.md
+	hack/tools.sh kopia
+	$(PY) -m bench.bench --write docs/performance.md --sizing docs/platform-guide.md $(BENCH_ARGS)
 
 ## fuzz: the deep property run (at least 10,000 examples per property).
 fuzz: venv
