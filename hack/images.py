@@ -56,6 +56,7 @@ HERE = ROOT / "hack" / "images"
 TOOLS = ROOT / ".tools" / "bin"
 CROSSPLANE_MODULE = "github.com/crossplane/crossplane/v2"
 CROSSPLANE_VERSION = "v2.2.1"
+BLOB_CACHE_ROOT = "/var/lib/containers"
 # Bump to rebuild every image when the way this file builds them changes.
 RECIPE = "2"
 
@@ -283,6 +284,7 @@ class Buildah:
         """`buildah bud` with the node's build settings."""
         args: list[object] = [
             "bud",
+            f"--cni-config-dir={self.work / 'cni'}",
             "--pull=never",
             "--network=host",
             "--layers=false",
@@ -323,9 +325,17 @@ class Builder:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """One build at a time. The containers/image blob cache buildah writes as root
+        whatever --root says (/var/lib/containers/cache) goes when the build is done,
+        unless it was there before."""
         with (self.cache / ".lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+            absent = not os.path.lexists(BLOB_CACHE_ROOT)
+            try:
+                yield
+            finally:
+                if absent:
+                    shutil.rmtree(BLOB_CACHE_ROOT, ignore_errors=True)
 
     @contextlib.contextmanager
     def _workspace(self, key: str) -> Iterator[tuple[pathlib.Path, Buildah]]:

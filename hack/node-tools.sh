@@ -21,6 +21,13 @@ bin="$root/.tools/bin"
 mkdir -p "$cache" "$bin"
 
 CROSSPLANE_VERSION=v2.2.1
+# The version the Kubernetes components report (node status, /version), as a release
+# build stamps it; without it they say v0.0.0-master.
+KUBE_VERSION=v1.35.4
+KUBE_LDFLAGS=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  KUBE_LDFLAGS="$KUBE_LDFLAGS -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=35 -X $pkg.gitTreeState=clean"
+done
 CROSSPLANE_LDFLAGS="-X github.com/crossplane/crossplane/v2/internal/version.version=$CROSSPLANE_VERSION"
 
 # digest DIR EXTRA: what a wrapper module builds from, plus EXTRA (flags), in 16 hex.
@@ -83,7 +90,7 @@ want() {
 
 selected="$*"
 if [ -z "$selected" ] || want kube-node; then
-  build kube-node "" \
+  build kube-node "$KUBE_LDFLAGS" \
     kubelet=k8s.io/kubernetes/cmd/kubelet \
     kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
     kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
