@@ -38,7 +38,8 @@ def compose(
         raise InputError(msg) from None
 
     connection = repository.connection(spec)
-    scripts_cm = secrets.scripts(name, namespace, SCRIPT_NAMES)
+    # "repository-scripts", not "scripts": a BSLS of the same name has a "<name>-scripts".
+    scripts_cm = secrets.scripts(name, namespace, SCRIPT_NAMES, suffix="repository-scripts")
     job = jobs.repository_init(
         xr=name,
         namespace=namespace,
@@ -50,7 +51,7 @@ def compose(
     job_name = job["metadata"]["name"]
     job_key = names.job_key(names.REPOSITORY_INIT, job_name)
     desired = {
-        names.SCRIPTS: scripts_cm,
+        names.REPOSITORY_SCRIPTS: scripts_cm,
         job_key: job,
         names.NETWORK_POLICY: jobs.deny_ingress(name, namespace, "repository-init"),
     }

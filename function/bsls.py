@@ -27,7 +27,7 @@ from crossplane.function import resource, response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from google.protobuf import json_format, struct_pb2
 
-from function import names, pods, repository, serving, status, users
+from function import bundle, names, pods, repository, serving, status, users
 from function.models import BSLRSpec, BSLSSpec, FunctionInput, describe_error, user_spec
 from function.observed import Observed, normalise
 from function.resources import jobs, secrets, server
@@ -117,6 +117,7 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
         namespace=namespace,
         now=now,
         previous=previous,
+        host=server.endpoint_host(name, namespace),
     )
     conditions.set(status.TLS_READY, served.ok, served.reason, served.message)
     # 4. Server.
@@ -130,6 +131,7 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
             lambda: control.secret,
         ),
         names.SCRIPTS: BUILT.get(("scripts", name, namespace), lambda: scripts_cm),
+        **_ca_bundle(ctx, served),
         **_server(ctx, connection, served, control, scripts_cm),
     }
 
@@ -140,7 +142,7 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
         observed_credentials=_observed_credentials(ctx),
         required_secrets=_password_secrets(ctx),
     )
-    desired.update(_users(ctx, connection, served.fingerprint, control, scripts_cm, resolved))
+    desired.update(_users(ctx, connection, served, control, scripts_cm, resolved))
     problems = [r.problem for r in resolved if r.problem]
     syncing = connection is not None and not problems
     job = next((v for k, v in desired.items() if k.startswith(f"{names.USER_SYNC}-")), None)
@@ -168,6 +170,19 @@ def compose(  # noqa: PLR0917 - one call's inputs, passed straight through
     resource.update(rsp.desired.composite, {"status": xr_status})
     response.set_conditions(rsp, *conditions.items)
     status.announce(rsp, xr, conditions)
+
+
+def _ca_bundle(ctx: Context, served: serving.ServedTLS) -> dict[str, dict | Built]:
+    """The public CA bundle clients and the sync Job trust, kept as it is when unknown."""
+    if served.trust_pem:
+        key = ("ca-bundle", ctx.name, ctx.namespace, served.trust_pem)
+        return {
+            names.CA_BUNDLE: BUILT.get(
+                key, lambda: secrets.ca_bundle(ctx.name, ctx.namespace, served.trust_pem)
+            )
+        }
+    kept = ctx.observed.keep(names.CA_BUNDLE)
+    return {names.CA_BUNDLE: kept} if kept is not None else {}
 
 
 def _server(
@@ -206,6 +221,7 @@ def _server(
             "uid": ctx.inp.runAsUser,
             "connection": connection,
             "tls_secret": served.secret_name,
+            "append_ca": served.append_ca,
             "control_secret": control.secret["metadata"]["name"],
             "control_username": control.username,
             "scripts_config_map": scripts_cm["metadata"]["name"],
@@ -222,7 +238,7 @@ def _server(
 def _users(  # noqa: PLR0917
     ctx: Context,
     connection: repository.Connection | None,
-    fingerprint: str,
+    served: serving.ServedTLS,
     control: Control,
     scripts_cm: dict,
     resolved: list[users.Resolved],
@@ -231,14 +247,17 @@ def _users(  # noqa: PLR0917
     out: dict[str, dict | Built] = {}
     for r in resolved:
         key = names.credentials_key(r.user.identity)
-        if r.password is not None and fingerprint:
-            out[key] = _credentials(ctx.name, ctx.namespace, r, ctx.endpoint, fingerprint)
+        legacy = names.legacy_credentials_key(r.user.identity)
+        if r.password is not None and served.trust_pem:
+            out[key] = _credentials(ctx, r, served)
         elif (kept := ctx.observed.keep(key)) is not None:
             out[key] = kept
-    if connection is not None and not any(r.problem for r in resolved):
+        elif (kept := ctx.observed.keep(legacy)) is not None:
+            # Not moved to its new name yet: the old Secret stays until it can be.
+            out[legacy] = kept
+    if connection is not None and not any(r.problem for r in resolved) and served.trust_pem:
         settings = {
             "endpoint": ctx.endpoint,
-            "fingerprint": fingerprint,
             "repository": connection.digest,
             "image": ctx.inp.kopiaImage,
             "scripts": _scripts_digest(),
@@ -249,7 +268,6 @@ def _users(  # noqa: PLR0917
             digest=users.sync_digest(control.hmac_key, resolved, settings),
             connection=connection,
             sources=tuple((r.secret_name, r.user.identity) for r in resolved),
-            fingerprint=fingerprint,
             control_secret=control.secret["metadata"]["name"],
             control_username=control.username,
             scripts_config_map=scripts_cm["metadata"]["name"],
@@ -263,11 +281,15 @@ def _users(  # noqa: PLR0917
     return out
 
 
-def _credentials(
-    xr: str, namespace: str, r: users.Resolved, endpoint: str, fingerprint: str
-) -> Built:
-    key = ("credentials", xr, namespace, r.user, r.secret_name, r.password, endpoint, fingerprint)
-    return BUILT.get(key, lambda: users.credentials_secret(xr, namespace, r, endpoint, fingerprint))
+def _credentials(ctx: Context, r: users.Resolved, served: serving.ServedTLS) -> Built:
+    fingerprint, trust = served.fingerprint, served.trust_pem
+    key = ("credentials", ctx.name, ctx.namespace, r.user, r.secret_name, r.password)
+    return BUILT.get(
+        (*key, ctx.endpoint, trust, fingerprint),
+        lambda: bundle.credentials_secret(
+            ctx.name, ctx.namespace, r, ctx.endpoint, trust, fingerprint
+        ),
+    )
 
 
 def _sync_job(
@@ -276,7 +298,6 @@ def _sync_job(
     digest: str,
     connection: repository.Connection,
     sources: tuple[tuple[str, str], ...],
-    fingerprint: str,
     control_secret: str,
     control_username: str,
     scripts_config_map: str,
@@ -296,7 +317,6 @@ def _sync_job(
         ctx.endpoint,
         digest,
         connection.digest,
-        fingerprint,
         control_secret,
         control_username,
         scripts_config_map,
@@ -312,7 +332,7 @@ def _sync_job(
             connection=connection,
             sources=sources,
             endpoint=ctx.endpoint,
-            fingerprint=fingerprint,
+            ca_bundle=names.secret(ctx.name, "ca-bundle"),
             control_secret=control_secret,
             control_username=control_username,
             scripts_config_map=scripts_config_map,
@@ -509,12 +529,22 @@ def _control(ctx: Context) -> Control:
 
 
 def _observed_credentials(ctx: Context) -> dict[str, dict]:
-    """The generated passwords kept in the observed credentials Secrets."""
+    """The generated passwords kept in the observed credentials Secrets.
+
+    A Secret composed before 0.2 (key `credentials-<identity>`) is read too, so its
+    password moves to the new Secret; only if it was written for this very identity,
+    since the old names let two look-alike identities share one Secret.
+    """
     out = {}
     for user in ctx.spec.users:
         if user.passwordSecretRef is not None:
             continue
         found = ctx.observed.secret_value(names.credentials_key(user.identity), "password")
+        legacy = names.legacy_credentials_key(user.identity)
+        if found is None and (
+            ctx.observed.annotations(legacy).get(bundle.IDENTITY_ANNOTATION) == user.identity
+        ):
+            found = ctx.observed.secret_value(legacy, "password")
         if found is not None:
             out[user.identity] = {"data": {"password": found}}
     return out

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 DEFAULT_API_VERSION = "dataprotection.bsls.dev/v1alpha1"
 DEFAULT_KOPIA_IMAGE = "kopia/kopia:0.23.1"
 DEFAULT_PORT = 51515
+MAX_USERS = 500
 
 # Kopia's own rule for server user names (user@host).
 IDENTITY_PART = re.compile(r"^[a-z0-9\-_.]+$")
@@ -104,6 +105,8 @@ class FunctionInput(Strict):
     caValidityDays: int = Field(default=3650, ge=30, le=36500)
     certificateValidityDays: int = Field(default=365, ge=2, le=3650)
     renewBeforeDays: int | None = Field(default=None, ge=1, le=3649)
+    # A CA rollover: the next CA is handed to clients this many days before it signs.
+    caRolloverDays: int | None = Field(default=None, ge=1, le=18249)
     repositoryApiVersion: str = Field(
         default=DEFAULT_API_VERSION, pattern=r"^[a-z0-9.-]+/[a-z0-9]+$"
     )
@@ -139,6 +142,24 @@ class FunctionInput(Strict):
         if self.renewBeforeDays is not None:
             return self.renewBeforeDays
         return max(1, self.certificateValidityDays // 3)
+
+    @property
+    def ca_rollover_days(self) -> int:
+        """Days a next CA is trusted by clients before it signs (a tenth of its life)."""
+        if self.caRolloverDays is not None:
+            return self.caRolloverDays
+        return max(1, self.caValidityDays // 10)
+
+    @model_validator(mode="after")
+    def _rollover_inside_lifetime(self) -> FunctionInput:
+        if self.caRolloverDays is not None and 2 * self.caRolloverDays >= self.caValidityDays:
+            msg = (
+                f"caRolloverDays ({self.caRolloverDays}) must be less than half of "
+                f"caValidityDays ({self.caValidityDays}): the next CA is generated two "
+                "rollover periods before the current one expires"
+            )
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _renewal_inside_lifetime(self) -> FunctionInput:
@@ -290,8 +311,10 @@ class BSLSSpec(Strict):
     """The spec of a BackupStorageLocationServer."""
 
     repositoryRef: LocalRef
-    # 2,000 users keep requests and responses well inside gRPC's default 4 MiB.
-    users: list[User] = Field(default_factory=list, max_length=2000)
+    # Crossplane takes a function's answer up to gRPC's default 4 MiB. Each user adds a
+    # credentials Secret of about 4 KiB (6 KiB with the longest identities during a CA
+    # rollover): 500 users stay under 3.4 MB in the worst case (tests/test_fn.py).
+    users: list[User] = Field(default_factory=list, max_length=MAX_USERS)
     tls: TLSSpec = Field(default_factory=TLSSpec)
     service: ServiceSpec = Field(default_factory=ServiceSpec)
     networkPolicy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)

@@ -3,6 +3,17 @@
 Names derive from the XR's name only, so the same XR always composes the same objects
 and a re-render finds what it composed before. Names that would be too long are
 shortened with a hash suffix, never truncated into a collision.
+
+No two composed objects of one kind share a name, whatever the identities in the spec:
+a user's credentials Secret is `<xr>-<user>-<host>-<12 hex digits>`, a digest of the XR
+and the identity, so look-alike identities (`a-b@c`, `a@b-c`) get different Secrets
+(a 48-bit digest: two of 500 users collide with odds below one in a billion), and
+its last segment is always those 12 hex digits while no system Secret's is (`-ca`,
+`-tls`, `-control`), so a user can never take a system object's name. A BSLR's
+objects carry `repository` in their names, so a BSLR and a BSLS of one name share none.
+Crossplane keeps the name of an object it composed under a composition-resource-name,
+so a changed scheme needs new keys: credentials Secrets moved from `credentials-<id>`
+to `user-<id>` (see LEGACY_CREDENTIALS_PREFIX).
 """
 
 from __future__ import annotations
@@ -25,7 +36,13 @@ USER_SYNC = "user-sync"
 NETWORK_POLICY = "network-policy"
 POD_MONITOR = "pod-monitor"
 REPOSITORY_INIT = "repository-init"
-CREDENTIALS_PREFIX = "credentials-"
+CA_BUNDLE = "ca-bundle"
+REPOSITORY_SCRIPTS = "repository-scripts"
+CREDENTIALS_PREFIX = "user-"
+# Before 0.2 a user's credentials Secret was keyed "credentials-<identity>" and named
+# "<xr>-<user>-<host>", which two identities could share. The function reads a generated
+# password back from the old key once, so it survives the move to the new key and name.
+LEGACY_CREDENTIALS_PREFIX = "credentials-"
 
 # Required resources (the keys of the requirements map).
 REQ_REPOSITORY = "repository"
@@ -76,19 +93,16 @@ def job(xr: str, suffix: str, content_digest: str) -> str:
 
     Job names become a pod label (`job-name`), so they must fit in 63 characters.
     """
-    return f"{label(f'{xr}-{suffix}')[:52].rstrip('-')}-{content_digest[:10]}"
+    return f"{_fit(label(f'{xr}-{suffix}'), 52)}-{content_digest[:10]}"
 
 
 @functools.lru_cache(maxsize=16384)
 def credentials(xr: str, username: str, hostname: str) -> str:
-    """The credentials Secret of one user."""
-    raw = f"{xr}-{username}-{hostname}".replace("_", "-").lower()
-    raw = re.sub(r"[^a-z0-9.-]", "-", raw).strip("-.")
-    if len(raw) > 240 or raw != f"{xr}-{username}-{hostname}":
-        # Keep sanitised names unique: two identities must never share a Secret.
-        h = hashlib.sha256(f"{username}@{hostname}".encode()).hexdigest()[:8]
-        return f"{raw[:240].rstrip('-.')}-{h}"
-    return raw
+    """The credentials Secret of one user: readable, and unique by its digest suffix."""
+    # Dots too become dashes: identities may hold "a..b" or "a-.b", never valid in a name.
+    readable = re.sub(r"[^a-z0-9-]", "-", f"{xr}-{username}-{hostname}".lower()).strip("-")
+    h = hashlib.sha256(f"credentials\0{xr}\0{username}@{hostname}".encode()).hexdigest()[:12]
+    return f"{readable[:240].rstrip('-')}-{h}"
 
 
 def job_key(prefix: str, job_name: str) -> str:
@@ -99,6 +113,11 @@ def job_key(prefix: str, job_name: str) -> str:
 def credentials_key(identity: str) -> str:
     """The composition-resource-name of a user's credentials Secret."""
     return CREDENTIALS_PREFIX + identity
+
+
+def legacy_credentials_key(identity: str) -> str:
+    """The composition-resource-name a user's credentials Secret had before 0.2."""
+    return LEGACY_CREDENTIALS_PREFIX + identity
 
 
 def secret_requirement(secret_name: str) -> str:

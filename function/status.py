@@ -104,7 +104,7 @@ def emit(
 
 
 # Reasons that deserve a Warning even though their condition is True.
-WARN_REASONS = frozenset({"CARegenerated"})
+WARN_REASONS = frozenset({"CARegenerated", "CARolloverPending", "CARolledOver"})
 
 
 def announce(rsp: fnv1.RunFunctionResponse, xr: dict, conditions: Conditions) -> None:

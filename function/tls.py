@@ -1,9 +1,21 @@
-"""TLS material: a long-lived CA that clients pin, and a serving leaf that rotates under it.
+"""TLS material: a long-lived CA that clients trust, and a serving leaf that rotates under it.
 
-The Kopia client accepts a server when the SHA-256 of any certificate in the served
-chain equals its pin, and checks neither hostname nor expiry when pinned. The server
-therefore serves `leaf + CA` and the function publishes the CA's fingerprint: the leaf
-can be re-issued as often as needed without touching any client.
+Clients verify the server the standard way: the served chain must lead to a CA they
+trust (the `ca.crt` of their credentials bundle), the leaf must name the host they
+dial and be within its validity. So the leaf carries every name clients are handed and
+is renewed well before it expires, under the same CA, which clients never notice.
+
+The CA itself is replaced only by a planned rollover: the next CA is generated while the
+current one still has two rollover periods to live and is handed to clients beside the
+current one (the trust bundle); it signs the serving certificate once it has been in
+every bundle for one rollover period. A CA that is lost is regenerated at once, which
+breaks every client until it takes the new bundle, and the caller says so.
+
+kopia's `--server-cert-fingerprint` is NOT such a check: with it, kopia v0.23.1 skips
+chain verification and accepts a server if any certificate it presents has the pinned
+SHA-256 (`internal/tlsutil/tlsutil.go`, `verifyPeerCertificate`); a server in the middle
+presenting `[its own leaf, our CA]` passes. The fingerprint is published for a first
+look only.
 
 Everything here is pure: the current time and the observed PEM come in as arguments.
 """
@@ -20,6 +32,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -34,7 +47,7 @@ class TLSError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class CA:
-    """The CA that signs serving certificates; its fingerprint is the clients' pin."""
+    """The CA that signs serving certificates and that clients trust."""
 
     cert_pem: bytes
     key_pem: bytes
@@ -43,7 +56,7 @@ class CA:
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """SHA-256 of the DER certificate, lowercase hex: what clients pin."""
+        """SHA-256 of the DER certificate, lowercase hex (status.tlsFingerprint)."""
         return fingerprint(self.cert)
 
 
@@ -64,6 +77,11 @@ class Leaf:
 def fingerprint(cert: x509.Certificate) -> str:
     """The SHA-256 fingerprint Kopia compares, as lowercase hex without colons."""
     return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def thumbprint(cert: x509.Certificate) -> str:
+    """The SHA-1 thumbprint Windows shows when asked to trust a certificate."""
+    return cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - a display name
 
 
 def rfc3339(moment: datetime.datetime) -> str:
@@ -304,7 +322,7 @@ def reissue_reason(  # noqa: PLR0911
     if not signed_by(leaf, ca.cert):
         return "the serving certificate is not signed by the current CA"
     if len(certs) < 2 or certs[-1] != ca.cert:
-        return "the served chain does not end with the CA that clients pin"
+        return "the served chain does not end with the signing CA"
     if leaf.not_valid_after_utc - renew_before <= now:
         return f"the serving certificate expires at {rfc3339(leaf.not_valid_after_utc)}"
     have_dns, have_ips = leaf_names(leaf)
@@ -315,21 +333,71 @@ def reissue_reason(  # noqa: PLR0911
 
 @dataclasses.dataclass(frozen=True)
 class Brought:
-    """A validated bring-your-own certificate."""
+    """A validated bring-your-own certificate, in the shape cert-manager writes.
 
-    pin: str
+    `tls.crt` holds the leaf (and any intermediates), `ca.crt` the issuing CA, which
+    cert-manager leaves out of `tls.crt` on purpose. The server serves `tls.crt` followed
+    by `ca.crt` when `ca.crt` is not in it already (`append_ca`), and clients trust the
+    anchor: `ca.crt`, or without one the last certificate of `tls.crt`.
+    """
+
+    anchor_pem: bytes
+    pin: str  # the anchor's SHA-256
     not_after: datetime.datetime
     chain_digest: str
-    pinned: str  # "ca" when ca.crt is the pin, "leaf" when the leaf itself is
+    append_ca: bool
+    pinned: str  # "ca" when ca.crt is the anchor, "chain" when tls.crt's last certificate is
+
+
+def _verify_chain(  # noqa: PLR0917
+    leaf: x509.Certificate,
+    intermediates: list[x509.Certificate],
+    anchor: x509.Certificate,
+    host: str,
+    now: datetime.datetime,
+    trusted: str,
+) -> None:
+    """Check what a verifying client checks: chain to the anchor, host name, validity."""
+    if leaf == anchor:
+        # A self-signed leaf that clients trust directly: only its names and time count.
+        dns, ips = leaf_names(leaf)
+        if host not in dns and not any(_wildcard_matches(n, host) for n in dns):
+            names = sorted(dns | ips)
+            msg = f"the certificate in tls.crt does not name {host} (its names: {names})"
+            raise TLSError(msg)
+        return
+    try:
+        verifier = (
+            verification.PolicyBuilder()
+            .store(verification.Store([anchor]))
+            .time(now)
+            .build_server_verifier(verification.DNSName(host))
+        )
+        verifier.verify(leaf, intermediates)
+    except verification.VerificationError as e:
+        dns, ips = leaf_names(leaf)
+        names = sorted(dns | ips)
+        msg = (
+            f"a client that trusts {trusted} and dials {host} would refuse it ({e}); "
+            f"the certificate names {names}"
+        )
+        raise TLSError(msg) from None
+
+
+def _wildcard_matches(pattern: str, host: str) -> bool:
+    if not pattern.startswith("*."):
+        return False
+    head, _, rest = host.partition(".")
+    return bool(head) and rest == pattern[2:]
 
 
 def check_brought(
-    tls_crt: bytes, tls_key: bytes, ca_crt: bytes | None, now: datetime.datetime
+    tls_crt: bytes, tls_key: bytes, ca_crt: bytes | None, now: datetime.datetime, host: str
 ) -> Brought:
-    """Validate a `kubernetes.io/tls` Secret brought by the user.
+    """Validate a `kubernetes.io/tls` Secret brought by the user for serving `host`.
 
-    The pin is the SHA-256 of `ca.crt` when present (then the leaf must be signed by
-    it), else of the leaf itself.
+    The leaf must match the key, be valid now and name `host` (the endpoint clients are
+    handed); the chain must lead to the anchor the way a verifying client builds it.
     """
     certs = load_certificates(tls_crt, "tls.crt")
     key = load_key(tls_key, "tls.key")
@@ -344,18 +412,23 @@ def check_brought(
         msg = f"the certificate in tls.crt is not valid before {rfc3339(leaf.not_valid_before_utc)}"
         raise TLSError(msg)
     if ca_crt:
-        ca = load_certificates(ca_crt, "ca.crt")[0]
-        if not any(c == ca for c in certs):
-            msg = (
-                "tls.crt does not include the certificate in ca.crt, so clients pinning it "
-                "would be refused: append ca.crt to tls.crt"
-            )
-            raise TLSError(msg)
-        if not (signed_by(leaf, ca) or leaf == ca):
-            msg = "the certificate in tls.crt is not signed by ca.crt"
-            raise TLSError(msg)
-        return Brought(fingerprint(ca), leaf.not_valid_after_utc, digest(tls_crt), "ca")
-    return Brought(fingerprint(leaf), leaf.not_valid_after_utc, digest(tls_crt), "leaf")
+        anchor = load_certificates(ca_crt, "ca.crt")[0]
+        append_ca = anchor not in certs
+        served = [*certs, anchor] if append_ca else list(certs)
+        pinned = "ca"
+    else:
+        anchor, append_ca, served, pinned = certs[-1], False, list(certs), "chain"
+    trusted = "ca.crt" if pinned == "ca" else "the last certificate of tls.crt"
+    _verify_chain(leaf, [c for c in served[1:] if c != anchor], anchor, host, now, trusted)
+    chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in served)
+    return Brought(
+        anchor_pem=anchor.public_bytes(serialization.Encoding.PEM),
+        pin=fingerprint(anchor),
+        not_after=leaf.not_valid_after_utc,
+        chain_digest=digest(chain_pem),
+        append_ca=append_ca,
+        pinned=pinned,
+    )
 
 
 # ---------------------------------------------------------------------------- decisions
@@ -365,10 +438,68 @@ def check_brought(
 class Plan:
     """The TLS material to compose, and what happened to it on this call."""
 
-    ca: CA
+    ca: CA  # signs the leaf; its fingerprint is what status.tlsFingerprint shows
+    next_ca: CA | None  # generated ahead of a rollover, already trusted by clients
     leaf: Leaf
-    event: str  # "kept", "issued", "renewed" or "ca-regenerated"
-    reason: str  # why the leaf or the CA was (re)generated; empty when kept
+    # What happened to the CA: "kept", "issued" (first call), "regenerated" (lost: a
+    # break for clients), "rollover-started" (next CA generated) or "rolled-over".
+    ca_event: str
+    # What happened to the leaf: "kept", "issued" (with a new CA) or "renewed".
+    leaf_event: str
+    reason: str  # why a CA or the leaf was (re)generated; empty when all was kept
+    replaced: str = ""  # the fingerprint of the CA a rollover retired
+    switch_at: datetime.datetime | None = None  # when the next CA starts signing
+
+    @property
+    def trust_pem(self) -> bytes:
+        """What clients trust: the current CA, and the next one during a rollover."""
+        return self.ca.cert_pem + (self.next_ca.cert_pem if self.next_ca else b"")
+
+
+def generated_at(cert: x509.Certificate) -> datetime.datetime:
+    """When the function generated a certificate (they are backdated by CLOCK_SKEW)."""
+    return cert.not_valid_before_utc + CLOCK_SKEW
+
+
+def _parse_optional_ca(
+    observed: tuple[bytes, bytes] | None, now: datetime.datetime
+) -> tuple[CA | None, str]:
+    if observed is None:
+        return None, ""
+    try:
+        return parse_ca(*observed, now), ""
+    except TLSError as e:
+        return None, str(e)
+
+
+def _signer(
+    observed_ca: tuple[bytes, bytes] | None,
+    observed_next_ca: tuple[bytes, bytes] | None,
+    *,
+    leaf_observed: bool,
+    common_name: str,
+    now: datetime.datetime,
+    ca_validity_days: int,
+    rollover: datetime.timedelta,
+) -> tuple[CA, CA | None, str, str, str]:
+    """The signing CA and the next one: (ca, next_ca, ca_event, reason, replaced)."""
+    ca, problem = _parse_optional_ca(observed_ca, now)
+    next_ca, _ = _parse_optional_ca(observed_next_ca, now)
+    if next_ca is not None and (ca is None or now >= generated_at(next_ca.cert) + rollover):
+        # The planned switch: clients have trusted the next CA for a rollover period
+        # (or the current one can no longer sign, and the next one is trusted already).
+        replaced = ca.fingerprint if ca is not None else ""
+        why = problem or "the next CA has been in every trust bundle for a rollover period"
+        return next_ca, None, "rolled-over", why, replaced
+    if ca is None:
+        if observed_ca is None and leaf_observed:
+            problem = "the CA Secret is gone while a serving certificate still exists"
+        event = "regenerated" if problem else "issued"
+        return new_ca(common_name, now, ca_validity_days), None, event, problem, ""
+    if next_ca is None and ca.cert.not_valid_after_utc - 2 * rollover <= now:
+        why = f"the CA expires at {rfc3339(ca.cert.not_valid_after_utc)}"
+        return ca, new_ca(common_name, now, ca_validity_days), "rollover-started", why, ""
+    return ca, next_ca, "kept", "", ""
 
 
 def ensure(
@@ -382,28 +513,31 @@ def ensure(
     ca_validity_days: int,
     leaf_validity_days: int,
     renew_before: datetime.timedelta,
+    rollover: datetime.timedelta,
+    observed_next_ca: tuple[bytes, bytes] | None = None,
 ) -> Plan:
-    """Keep healthy material byte for byte; re-issue only what is missing or unusable.
+    """Keep healthy material byte for byte; re-issue only what is missing, unusable or due.
 
-    The CA is generated once and then only if it is lost or unusable (which forces
-    every client to re-pin, so the caller reports it). The leaf is re-issued under the
-    same CA when it enters its renewal window, when the names it must carry change, or
-    when it is unusable; clients pinned to the CA notice nothing.
+    The CA is generated once. When it has less than two `rollover` periods to live, the
+    next CA is generated and handed to clients beside it; once the next CA has been
+    trusted for one `rollover` period (or the current one is no longer usable) it
+    becomes the signer. A CA lost without a next one to take over is regenerated, which
+    forces every client to take the new bundle, so the caller reports it. The leaf is
+    re-issued under the signing CA when it enters its renewal window, when the names it
+    must carry change, when it is unusable, or when the signer changed.
     """
-    ca: CA | None = None
-    ca_problem = ""
-    if observed_ca is not None:
-        try:
-            ca = parse_ca(*observed_ca, now)
-        except TLSError as e:
-            ca_problem = str(e)
-    event = "kept"
-    if ca is None:
-        ca = new_ca(common_name, now, ca_validity_days)
-        if observed_ca is None and observed_leaf is not None:
-            ca_problem = "the CA Secret is gone while a serving certificate still exists"
-        event = "ca-regenerated" if ca_problem else "issued"
-    if observed_leaf is not None and event != "ca-regenerated":
+    ca, next_ca, ca_event, reason, replaced = _signer(
+        observed_ca,
+        observed_next_ca,
+        leaf_observed=observed_leaf is not None,
+        common_name=common_name,
+        now=now,
+        ca_validity_days=ca_validity_days,
+        rollover=rollover,
+    )
+    switch_at = generated_at(next_ca.cert) + rollover if next_ca is not None else None
+    leaf_event = "issued"
+    if observed_leaf is not None:
         chain, key = observed_leaf
         why = reissue_reason(
             ca,
@@ -416,8 +550,9 @@ def ensure(
         )
         if why is None:
             leaf = Leaf(chain, key, load_certificates(chain, "the serving certificate")[0])
-            return Plan(ca, leaf, "kept", "")
-        leaf = new_leaf(ca, dns_names, ip_addresses, now, leaf_validity_days)
-        return Plan(ca, leaf, "renewed", why)
+            return Plan(ca, next_ca, leaf, ca_event, "kept", reason, replaced, switch_at)
+        leaf_event = "renewed"
+        if ca_event in ("kept", "rollover-started"):
+            reason = why if ca_event == "kept" else f"{reason}; {why}"
     leaf = new_leaf(ca, dns_names, ip_addresses, now, leaf_validity_days)
-    return Plan(ca, leaf, event, ca_problem)
+    return Plan(ca, next_ca, leaf, ca_event, leaf_event, reason, replaced, switch_at)

@@ -19,7 +19,6 @@ import secrets
 
 from function import names
 from function.models import User
-from function.resources.meta import b64, metadata
 from function.safe import mapping
 
 MAX_PASSWORD_BYTES = 1024
@@ -139,43 +138,6 @@ def _kept_password(encoded: object) -> str | None:
         return check_password(secret_value({"data": {"password": encoded}}, "password", ""), "")
     except (ValueError, TypeError):
         return None
-
-
-def connect_command(endpoint: str, fingerprint: str, user: User, *, windows: bool) -> str:
-    """A ready-to-paste command; kopia prompts for the user's password."""
-    exe = "kopia.exe" if windows else "kopia"
-    return (
-        f"{exe} repository connect server --url={endpoint} "
-        f"--server-cert-fingerprint={fingerprint} "
-        f"--override-username={user.username} --override-hostname={user.hostname}"
-    )
-
-
-def credentials_secret(
-    xr: str, namespace: str, resolved: Resolved, endpoint: str, fingerprint: str
-) -> dict:
-    """Everything a VM owner needs to connect, and nothing about the storage."""
-    user = resolved.user
-    assert resolved.password is not None  # noqa: S101 - callers pass only resolved users
-    data = {
-        "identity": user.identity,
-        "username": user.username,
-        "hostname": user.hostname,
-        "password": resolved.password,
-        "endpoint": endpoint,
-        "fingerprint": fingerprint,
-        "connect-linux.sh": connect_command(endpoint, fingerprint, user, windows=False) + "\n",
-        "connect-windows.ps1": connect_command(endpoint, fingerprint, user, windows=True) + "\r\n",
-    }
-    meta = metadata(resolved.secret_name, namespace, xr, "user-credentials")
-    meta["annotations"] = {"dataprotection.bsls.dev/identity": user.identity}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": meta,
-        "type": "Opaque",
-        "data": {key: b64(value) for key, value in data.items()},
-    }
 
 
 def sync_digest(hmac_key: str, users: list[Resolved], settings: dict) -> str:

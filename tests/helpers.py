@@ -101,8 +101,14 @@ def reconcile(
     inp: dict | None = None,
     clock: Clock | None = None,
     runner: FunctionRunner | None = None,
+    xr_name: str | None = None,
 ) -> fnv1.RunFunctionResponse:
-    """Call the function the way Crossplane does: until its requirements settle (max 5)."""
+    """Call the function the way Crossplane does: until its requirements settle (max 5).
+
+    `xr_name` renames the XR (a copy) first.
+    """
+    if xr_name is not None:
+        xr = {**xr, "metadata": {**xr["metadata"], "name": xr_name}}
     runner = runner or FunctionRunner(clock=clock or Clock())
     pool = required_pool() if pool is None else pool
     required: dict[str, list[dict]] | None = None

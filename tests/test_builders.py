@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
 
 from function import names, pods, repository, users
-from function.models import BSLRSpec, BSLSSpec, FunctionInput, User
+from function.models import DNS_SUBDOMAIN, BSLRSpec, BSLSSpec, FunctionInput, User
 from function.resources import jobs, server
 
 # ---------------------------------------------------------------------------- repository
@@ -133,6 +134,7 @@ def spec(**kwargs: object) -> BSLSSpec:
 
 
 def deployment(**kwargs: object) -> dict:
+    append_ca = bool(kwargs.pop("append_ca", False))
     return server.deployment(
         xr="srv",
         namespace="ns",
@@ -141,6 +143,7 @@ def deployment(**kwargs: object) -> dict:
         uid=65532,
         connection=conn({"filesystem": {"persistentVolumeClaim": {"claimName": "repo"}}}),
         tls_secret="srv-tls",
+        append_ca=append_ca,
         control_secret="srv-control",
         control_username="BSLS-CONTROL",
         scripts_config_map="srv-scripts",
@@ -172,6 +175,14 @@ def test_server_never_gets_a_ui_password_and_mounts_no_ca_key() -> None:
     tls = next(v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls")
     assert [i["key"] for i in tls["secret"]["items"]] == ["tls.crt", "tls.key"]
     assert "--no-ui" in pods.script("server.sh")
+
+
+def test_a_brought_cert_manager_secret_is_served_with_its_ca_appended() -> None:
+    container = deployment(append_ca=True)["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "BSLS_TLS_APPEND_CA", "value": "true"} in container["env"]
+    pod = deployment(append_ca=True)["spec"]["template"]["spec"]
+    tls = next(v for v in pod["volumes"] if v["name"] == "tls")
+    assert [i["key"] for i in tls["secret"]["items"]] == ["tls.crt", "tls.key", "ca.crt"]
 
 
 def test_server_resources_merge_over_defaults() -> None:
@@ -244,7 +255,7 @@ def test_sync_job_mounts_passwords_as_files_and_has_no_ttl() -> None:
         connection=conn({"filesystem": {"persistentVolumeClaim": {"claimName": "repo"}}}),
         sources=(("srv-a-h", "a@h"),),
         endpoint="https://srv.ns.svc:51515",
-        fingerprint="ff" * 32,
+        ca_bundle="srv-ca-bundle",
         control_secret="srv-control",
         control_username="BSLS-CONTROL",
         scripts_config_map="srv-scripts",
@@ -256,6 +267,31 @@ def test_sync_job_mounts_passwords_as_files_and_has_no_ttl() -> None:
     assert volume["projected"]["sources"] == [
         {"secret": {"name": "srv-a-h", "items": [{"key": "password", "path": "a@h"}]}}
     ]
+
+
+def test_sync_job_verifies_the_server_with_the_ca_bundle_never_a_fingerprint() -> None:
+    job = jobs.user_sync(
+        xr="srv",
+        namespace="ns",
+        digest="0123456789abcdef",
+        image="kopia/kopia:0.23.1",
+        uid=65532,
+        connection=conn({"filesystem": {"persistentVolumeClaim": {"claimName": "repo"}}}),
+        sources=(),
+        endpoint="https://srv.ns.svc:51515",
+        ca_bundle="srv-ca-bundle",
+        control_secret="srv-control",
+        control_username="BSLS-CONTROL",
+        scripts_config_map="srv-scripts",
+    )
+    pod = job["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["SSL_CERT_FILE"] == "/etc/bsls/server-ca/ca.crt"
+    assert env["BSLS_SERVER_URL"] == "https://srv.ns.svc:51515"
+    assert not any("FINGERPRINT" in name for name in env)
+    ca = next(v for v in pod["volumes"] if v["name"] == "server-ca")
+    assert ca["configMap"]["name"] == "srv-ca-bundle"
+    assert "--server-cert-fingerprint" not in pods.script("user-sync.sh")
 
 
 def test_generated_passwords_are_strong_and_url_safe() -> None:
@@ -284,7 +320,35 @@ def test_names_are_valid_and_stable_even_when_long() -> None:
     assert len(names.job(long, "user-sync", "f" * 64)) <= 63
     cred = names.credentials(long, "u" * 64, "h" * 128)
     assert len(cred) <= 253
-    assert names.credentials("srv", "a_b", "h") != names.credentials("srv", "a-b", "h")
+    assert DNS_SUBDOMAIN.match(cred)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (("a-b", "c"), ("a", "b-c")),  # the same words, split elsewhere
+        (("a_b", "h"), ("a-b", "h")),  # '_' cannot be in a name
+        (("a.b", "h"), ("a-b", "h")),  # nor can every '.'
+        (("x", "y.z"), ("x.y", "z")),
+    ],
+)
+def test_look_alike_identities_never_share_a_credentials_secret(a, b) -> None:
+    assert names.credentials("srv", *a) != names.credentials("srv", *b)
+
+
+@pytest.mark.parametrize(
+    ("username", "hostname"),
+    [("tls", "ca"), ("ca", "bundle"), ("control", "x"), ("x", "control"), ("a..b", "c-.d")],
+)
+def test_a_credentials_secret_never_takes_a_system_name(username: str, hostname: str) -> None:
+    name = names.credentials("srv", username, hostname)
+    assert DNS_SUBDOMAIN.match(name), name
+    system = {names.secret("srv", s) for s in ("tls-ca", "tls", "control", "scripts")}
+    assert name not in system
+    # By construction: a credentials Secret's last segment is 12 hex digits, and no
+    # system Secret's is (whatever the XR is called).
+    assert re.fullmatch(r"[0-9a-f]{12}", name.rsplit("-", 1)[1])
+    assert not any(re.fullmatch(r"[0-9a-f]{12}", s.rsplit("-", 1)[1]) for s in system)
 
 
 # ---------------------------------------------------------------------------- input

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime
 import hashlib
+import re
 
 import pytest
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from function.models import MAX_USERS
 from tests import helpers as h
 
 NS = "team-a"
@@ -56,9 +59,10 @@ def test_composes_everything_the_api_promises(first: fnv1.RunFunctionResponse) -
             "tls-server",
             "control",
             "scripts",
+            "ca-bundle",
             job,
-            "credentials-alice@vm-alice",
-            "credentials-bob@vm-bob",
+            "user-alice@vm-alice",
+            "user-bob@vm-bob",
         ]
     )
     for obj in h.desired(first).values():
@@ -78,9 +82,18 @@ def test_status_publishes_endpoint_and_the_ca_fingerprint(first: fnv1.RunFunctio
     assert status["userCount"] == 2
     assert status["tlsFingerprintShort"] == status["tlsFingerprint"][:12] + "..."
     assert status["users"] == [
-        {"identity": "alice@vm-alice", "credentialsSecretName": "vm-backups-alice-vm-alice"},
-        {"identity": "bob@vm-bob", "credentialsSecretName": "vm-backups-bob-vm-bob"},
+        {
+            "identity": "alice@vm-alice",
+            "credentialsSecretName": d["user-alice@vm-alice"]["metadata"]["name"],
+        },
+        {
+            "identity": "bob@vm-bob",
+            "credentialsSecretName": d["user-bob@vm-bob"]["metadata"]["name"],
+        },
     ]
+    assert re.fullmatch(
+        r"vm-backups-alice-vm-alice-[0-9a-f]{12}", status["users"][0]["credentialsSecretName"]
+    )
 
 
 def test_every_requirement_is_pinned_to_the_xr_namespace(first: fnv1.RunFunctionResponse) -> None:
@@ -132,25 +145,36 @@ def test_settled_server_is_ready(settled) -> None:
 
 
 def test_generated_password_survives_reconciles(first, settled) -> None:
-    key = "credentials-bob@vm-bob"
+    key = "user-bob@vm-bob"
     assert h.desired(first)[key]["data"]["password"] == h.desired(settled)[key]["data"]["password"]
     password = b64d(h.desired(first)[key]["data"]["password"]).decode()
     assert len(password) >= 32
 
 
 def test_credentials_bundle_holds_what_a_vm_owner_needs(first) -> None:
-    data = {
-        k: b64d(v).decode()
-        for k, v in h.desired(first)["credentials-alice@vm-alice"]["data"].items()
-    }
+    d = h.desired(first)
+    data = {k: b64d(v).decode() for k, v in d["user-alice@vm-alice"]["data"].items()}
     fp = h.xr_status(first)["tlsFingerprint"]
     assert data["password"] == "alice-correct-horse-battery"
     assert data["identity"] == "alice@vm-alice"
     assert data["endpoint"] == "https://vm-backups.team-a.svc:51515"
     assert data["fingerprint"] == fp
-    assert f"--server-cert-fingerprint={fp}" in data["connect-linux.sh"]
-    assert "--override-username=alice --override-hostname=vm-alice" in data["connect-linux.sh"]
-    assert data["connect-windows.ps1"].startswith("kopia.exe repository connect server")
+    # The CA clients trust: the one in tls-ca, as in the public CA bundle.
+    assert data["ca.crt"] == b64d(d["tls-ca"]["data"]["ca.crt"]).decode()
+    assert data["ca.crt"] == d["ca-bundle"]["data"]["ca.crt"]
+    linux, windows = data["connect-linux.sh"], data["connect-windows.ps1"]
+    # Verified TLS: no fingerprint on any command line; the scripts read the CA, the
+    # endpoint, the identity and the password from the bundle's own files, so they are
+    # the same for every user.
+    for script in (linux, windows):
+        assert "--server-cert-fingerprint" not in script
+        assert data["password"] not in script
+        assert "ca.crt" in script
+    assert "SSL_CERT_FILE" in linux
+    assert "\r\n" in windows
+    assert "Cert:\\CurrentUser\\Root" in windows
+    bob = {k: b64d(v).decode() for k, v in d["user-bob@vm-bob"]["data"].items()}
+    assert (bob["connect-linux.sh"], bob["connect-windows.ps1"]) == (linux, windows)
     assert not {"repository", "AWS_ACCESS_KEY_ID"} & set(data)
 
 
@@ -166,7 +190,7 @@ def test_password_change_reissues_only_the_sync_job(first) -> None:
     changed = {k for k in before if before.get(k) != after.get(k)} | set(after) - set(before)
     old_job, new_job = h.key(first, "user-sync"), h.key(rsp, "user-sync")
     assert old_job != new_job
-    assert changed == {old_job, new_job, "credentials-alice@vm-alice"}
+    assert changed == {old_job, new_job, "user-alice@vm-alice"}
     assert h.xr_status(rsp)["tlsFingerprint"] == h.xr_status(first)["tlsFingerprint"]
 
 
@@ -175,7 +199,7 @@ def test_removing_a_user_drops_its_secret_and_reruns_the_sync(first) -> None:
     xr["spec"]["users"] = xr["spec"]["users"][:1]
     rsp = h.reconcile(xr, observed=h.as_observed(first))
     d = h.desired(rsp)
-    assert "credentials-bob@vm-bob" not in d
+    assert "user-bob@vm-bob" not in d
     assert h.key(rsp, "user-sync") != h.key(first, "user-sync")
     sources = h.sync_job(rsp)["spec"]["template"]["spec"]["volumes"]
     users = next(v for v in sources if v["name"] == "users")["projected"]["sources"]
@@ -306,7 +330,7 @@ def test_missing_password_secret_keeps_the_last_good_sync(settled) -> None:
     d = h.desired(rsp)
     assert h.fatal(rsp) == []
     assert h.key(rsp, "user-sync") == h.key(settled, "user-sync")
-    assert d["credentials-alice@vm-alice"] == h.desired(settled)["credentials-alice@vm-alice"]
+    assert d["user-alice@vm-alice"] == h.desired(settled)["user-alice@vm-alice"]
     cond = h.conditions(rsp)["UsersSynced"]
     assert cond.status == fnv1.STATUS_CONDITION_FALSE
     assert "spec.users[0] (alice@vm-alice)" in cond.message
@@ -415,14 +439,45 @@ def test_brought_certificate_is_mounted_as_is_and_pins_its_ca(first, brought_sec
     assert rsp.requirements.resources["tls-secret"].namespace == NS
 
 
-def test_brought_certificate_without_ca_pins_the_leaf(brought_secret) -> None:
+def test_brought_certificate_without_ca_trusts_the_end_of_its_chain(brought_secret) -> None:
     secret = copy.deepcopy(brought_secret)
     del secret["data"]["ca.crt"]
     rsp = h.reconcile(
         bsls(tls={"secretRef": {"name": "my-cert"}}), pool=[*h.required_pool(), secret]
     )
-    leaf = x509.load_pem_x509_certificates(b64d(secret["data"]["tls.crt"]))[0]
-    assert h.xr_status(rsp)["tlsFingerprint"] == leaf.fingerprint(hashes.SHA256()).hex()
+    last = x509.load_pem_x509_certificates(b64d(secret["data"]["tls.crt"]))[-1]
+    assert h.xr_status(rsp)["tlsFingerprint"] == last.fingerprint(hashes.SHA256()).hex()
+    bundle = h.desired(rsp)["ca-bundle"]["data"]["ca.crt"].encode()
+    assert x509.load_pem_x509_certificates(bundle) == [last]
+
+
+def test_cert_manager_shaped_secret_is_served_with_its_ca_appended(brought_secret) -> None:
+    """tls.crt = the leaf alone, ca.crt = the issuing CA, as cert-manager writes them."""
+    secret = copy.deepcopy(brought_secret)
+    chain = x509.load_pem_x509_certificates(b64d(secret["data"]["tls.crt"]))
+    leaf_only = chain[0].public_bytes(serialization.Encoding.PEM)
+    secret["data"]["tls.crt"] = base64.b64encode(leaf_only).decode()
+    rsp = h.reconcile(
+        bsls(tls={"secretRef": {"name": "my-cert"}}), pool=[*h.required_pool(), secret]
+    )
+    assert h.conditions(rsp)["TLSReady"].reason == "Provided"
+    d = h.desired(rsp)
+    container = d["server"]["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "BSLS_TLS_APPEND_CA", "value": "true"} in container["env"]
+    creds = d["user-alice@vm-alice"]["data"]
+    assert b64d(creds["ca.crt"]) == b64d(secret["data"]["ca.crt"])
+
+
+def test_brought_certificate_must_name_the_endpoint(brought_secret) -> None:
+    rsp = h.reconcile(
+        bsls(tls={"secretRef": {"name": "my-cert"}}),
+        pool=[*h.required_pool(), brought_secret],
+        xr_name="elsewhere",
+    )
+    cond = h.conditions(rsp)["TLSReady"]
+    assert cond.reason == "InvalidCertificate"
+    assert "elsewhere.team-a.svc" in cond.message
+    assert "server" not in h.desired(rsp)
 
 
 def test_invalid_brought_certificate_keeps_the_running_server(settled, brought_secret) -> None:
@@ -485,6 +540,76 @@ def test_no_repository_secret_or_password_reaches_status_or_results(first) -> No
     assert "KOPIA_SERVER_PASSWORD" not in deployment
 
 
+# ---------------------------------------------------------------------------- upgrades
+
+
+def _legacy(rsp: fnv1.RunFunctionResponse, identity: str, name: str) -> dict[str, dict]:
+    """The observed state of a server composed before 0.2: the old key and name."""
+    observed = h.as_observed(rsp)
+    old = observed.pop(f"user-{identity}")
+    old["metadata"] = {**old["metadata"], "name": name}
+    observed[f"credentials-{identity}"] = old
+    return observed
+
+
+def test_upgrade_moves_credentials_to_new_names_and_keeps_generated_passwords(first) -> None:
+    observed = _legacy(first, "bob@vm-bob", "vm-backups-bob-vm-bob")
+    password = observed["credentials-bob@vm-bob"]["data"]["password"]
+    rsp = h.reconcile(h.example("bsls.yaml"), observed=observed)
+    d = h.desired(rsp)
+    # The old key is gone (Crossplane deletes its Secret); the new one has the password.
+    assert "credentials-bob@vm-bob" not in d
+    assert d["user-bob@vm-bob"]["data"]["password"] == password
+    assert d["user-bob@vm-bob"]["metadata"]["name"] != "vm-backups-bob-vm-bob"
+
+
+def test_upgrade_of_look_alike_identities_gives_each_its_own_password() -> None:
+    users = [{"username": "a-b", "hostname": "c"}, {"username": "a", "hostname": "b-c"}]
+    xr = bsls(users=users)
+    before = h.reconcile(xr)
+    # Before 0.2 both were "vm-backups-a-b-c": one Secret, written last for a@b-c.
+    observed = _legacy(before, "a@b-c", "vm-backups-a-b-c")
+    del observed["user-a-b@c"]
+    shared = observed["credentials-a@b-c"]["data"]["password"]
+    rsp = h.reconcile(xr, observed=observed)
+    d = h.desired(rsp)
+    assert d["user-a@b-c"]["data"]["password"] == shared
+    assert d["user-a-b@c"]["data"]["password"] != shared
+    assert d["user-a@b-c"]["metadata"]["name"] != d["user-a-b@c"]["metadata"]["name"]
+
+
+def test_upgrade_keeps_an_old_secret_whose_password_cannot_be_read_yet(first) -> None:
+    observed = _legacy(first, "alice@vm-alice", "vm-backups-alice-vm-alice")
+    pool = [o for o in h.required_pool() if o["metadata"]["name"] != "alice-kopia"]
+    rsp = h.reconcile(h.example("bsls.yaml"), observed=observed, pool=pool)
+    d = h.desired(rsp)
+    assert d["credentials-alice@vm-alice"]["metadata"]["name"] == "vm-backups-alice-vm-alice"
+    assert "user-alice@vm-alice" not in d
+
+
+@pytest.mark.parametrize(
+    "users",
+    [
+        [{"username": "tls", "hostname": "ca"}, {"username": "control", "hostname": "x"}],
+        [{"username": "a-b", "hostname": "c"}, {"username": "a", "hostname": "b-c"}],
+        [{"username": "scripts", "hostname": "x"}, {"username": "x", "hostname": "tls"}],
+    ],
+)
+def test_no_two_composed_objects_of_a_kind_share_a_name(users) -> None:
+    rsp = h.reconcile(bsls(users=users))
+    seen = [(o["kind"], o["metadata"]["name"]) for o in h.desired(rsp).values()]
+    assert len(seen) == len(set(seen)), seen
+
+
+def test_a_bslr_and_a_bsls_of_one_name_share_no_object() -> None:
+    server = h.reconcile(bsls(), xr_name="same")
+    repository = h.reconcile(h.example("bslr.yaml"), xr_name="same")
+    ours = {(o["kind"], o["metadata"]["name"]) for o in h.desired(server).values()}
+    theirs = {(o["kind"], o["metadata"]["name"]) for o in h.desired(repository).values()}
+    assert theirs
+    assert not ours & theirs, ours & theirs
+
+
 # ---------------------------------------------------------------------------- repositories
 
 
@@ -493,7 +618,7 @@ def test_bslr_composes_an_init_job_and_reports_progress() -> None:
     assert h.fatal(rsp) == []
     d = h.desired(rsp)
     init = h.key(rsp, "repository-init")
-    assert sorted(d) == sorted(["network-policy", init, "scripts"])
+    assert sorted(d) == sorted(["network-policy", init, "repository-scripts"])
     assert "ingress" not in d["network-policy"]["spec"]  # no rule: admits nothing
     assert h.xr_status(rsp) == {
         "backend": "filesystem",
@@ -503,7 +628,7 @@ def test_bslr_composes_an_init_job_and_reports_progress() -> None:
     done = h.reconcile(
         h.example("bslr.yaml"), observed=h.as_observed(rsp, **{init: h.JOB_COMPLETE})
     )
-    assert h.ready(done) == {"network-policy", init, "scripts"}
+    assert h.ready(done) == {"network-policy", init, "repository-scripts"}
     assert h.conditions(done)["Initialized"].status == fnv1.STATUS_CONDITION_TRUE
     failed = h.reconcile(
         h.example("bslr.yaml"), observed=h.as_observed(rsp, **{init: h.JOB_FAILED})
@@ -625,3 +750,15 @@ def test_a_renewed_leaf_keeps_saying_so(first) -> None:
     later = h.reconcile(h.example("bsls.yaml"), observed=h.as_observed(renewed), clock=clock)
     assert h.conditions(later)["TLSReady"].reason == "Renewed"
     assert h.desired(later)["tls-server"] == h.desired(renewed)["tls-server"]
+
+
+def test_the_largest_server_fits_in_crossplanes_4_mib_answer() -> None:
+    """The most users, with the longest identities, during a CA rollover (two CAs)."""
+    users = [{"username": "u" * 60 + f"{i:04d}", "hostname": "h" * 128} for i in range(MAX_USERS)]
+    xr = bsls(users=users)
+    first = h.reconcile(xr)
+    clock = h.Clock(h.NOW + datetime.timedelta(days=3650 - 400))
+    rsp = h.reconcile(xr, observed=h.as_observed(first), clock=clock)
+    assert h.conditions(rsp)["TLSReady"].reason == "CARolloverPending"
+    assert len(h.desired(rsp)) == MAX_USERS + 9
+    assert rsp.ByteSize() < 0.85 * 4 * 1024 * 1024

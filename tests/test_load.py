@@ -1,9 +1,9 @@
 """Load: the real gRPC server answers every call of many concurrent callers, in bounded memory.
 
 LOAD_REQUESTS (default 10,000) calls from 64 threads, a mix of settled servers with 10
-users, invalid specs, and settled servers with 1,000 users. Every response must be valid,
-no call may fail in transport, and resident memory must not grow between the first and
-the second half of the run.
+users, invalid specs, and settled servers with the most users allowed (500). Every
+response must be valid, no call may fail in transport, and resident memory must not
+grow between the first and the second half of the run.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import grpc
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 
+from function.models import MAX_USERS
 from tests import helpers as h
 from tests import procs
 
@@ -47,10 +48,10 @@ def test_many_concurrent_calls() -> None:
     kinds = {
         "small": settled_request(10),
         "invalid": invalid_request(),
-        "large": settled_request(1000),
+        "large": settled_request(MAX_USERS),
     }
     assert kinds["large"].ByteSize() < 4 * MB
-    # 1 in 100 calls carries 1,000 users; a third of the rest are invalid.
+    # 1 in 100 calls carries the most users allowed; a third of the rest are invalid.
     plan = [
         "large" if i % 100 == 0 else ("invalid" if i % 3 == 0 else "small") for i in range(REQUESTS)
     ]
@@ -79,7 +80,7 @@ def test_many_concurrent_calls() -> None:
         if kind == "invalid":
             if len(fatal) != 1 or "spec.users[0].username" not in fatal[0].message:
                 errors.append(f"call {i}: invalid spec answered {rsp.results}")
-        elif fatal or len(rsp.desired.resources) < (10 if kind == "small" else 1000):
+        elif fatal or len(rsp.desired.resources) < (10 if kind == "small" else MAX_USERS):
             errors.append(f"call {i}: {kind} answered {len(rsp.desired.resources)} resources")
         if i % 100 == 0:
             samples.append((i, procs.rss_kib(proc.pid)))

@@ -73,7 +73,7 @@ def test_render_prints_the_xr_and_every_composed_resource(first: list[dict]) -> 
     assert xr["status"]["endpoint"] == "https://vm-backups.team-a.svc:51515"
     kinds = sorted(d["kind"] for d in first[1:])
     assert kinds == sorted(
-        ["Deployment", "Service", "NetworkPolicy", "ConfigMap", "Job"] + ["Secret"] * 5
+        ["Deployment", "Service", "NetworkPolicy", "Job"] + ["ConfigMap"] * 2 + ["Secret"] * 5
     )
     conditions = {c["type"]: c for c in xr["status"]["conditions"]}
     assert conditions["RepositoryReady"]["status"] == "True"
@@ -117,7 +117,7 @@ def test_every_repository_example_renders_an_init_job(
     docs = render(functions_yaml, EXAMPLES / example, ROOT / "apis/bslr/composition.yaml")
     xr, resources = docs[0], by_resource_name(docs)
     [init] = [k for k in resources if k.startswith("repository-init-")]
-    assert sorted(resources) == sorted(["network-policy", init, "scripts"])
+    assert sorted(resources) == sorted(["network-policy", init, "repository-scripts"])
     job = resources[init]
     assert init == f"repository-init-{job['metadata']['name'][-10:]}"
     container = job["spec"]["template"]["spec"]["containers"][0]

@@ -64,7 +64,7 @@ def test_markers_stay_where_they_belong(example: str, capsys: pytest.CaptureFixt
         for where, text in everything(rsp).items():
             assert REPO not in text, where
             assert S3_KEY not in text, where
-            if where != "credentials-alice@vm-alice":
+            if where != "user-alice@vm-alice":
                 assert ALICE not in text, where
     for marker in (REPO, S3_KEY, ALICE):
         assert marker not in logs.out + logs.err

@@ -9,6 +9,7 @@ from function.repository import Connection
 from function.resources.meta import labels, metadata
 
 USERS_DIR = "/etc/bsls/users"
+SERVER_CA_DIR = "/etc/bsls/server-ca"
 JOB_RESOURCES = {
     "requests": {"cpu": "50m", "memory": "128Mi", "ephemeral-storage": "256Mi"},
     "limits": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "5Gi"},
@@ -55,16 +56,21 @@ def user_sync(
     connection: Connection,
     sources: tuple[tuple[str, str], ...],
     endpoint: str,
-    fingerprint: str,
+    ca_bundle: str,
     control_secret: str,
     control_username: str,
     scripts_config_map: str,
 ) -> dict:
-    """The Job that makes the repository's users match the spec, then refreshes the server."""
+    """The Job that makes the repository's users match the spec, then refreshes the server.
+
+    The refresh verifies the server as VM owners do: the CA bundle and the Service's
+    host name, never a fingerprint (which a machine in the middle could satisfy).
+    """
     env = [
         {"name": "BSLS_USERS_DIR", "value": USERS_DIR},
         {"name": "BSLS_SERVER_URL", "value": endpoint},
-        {"name": "BSLS_SERVER_FINGERPRINT", "value": fingerprint},
+        # Go (kopia) reads the CA it trusts from here, beside the system roots.
+        {"name": "SSL_CERT_FILE", "value": f"{SERVER_CA_DIR}/ca.crt"},
         {"name": "BSLS_CONTROL_USERNAME", "value": control_username},
         {
             # On a client, KOPIA_SERVER_PASSWORD is the control user's password.
@@ -79,13 +85,24 @@ def user_sync(
         connection=connection,
         identity=names.SYNC_IDENTITY,
         env=env,
-        mounts=[{"name": "users", "mountPath": USERS_DIR, "readOnly": True}],
+        mounts=[
+            {"name": "users", "mountPath": USERS_DIR, "readOnly": True},
+            {"name": "server-ca", "mountPath": SERVER_CA_DIR, "readOnly": True},
+        ],
         resources_=JOB_RESOURCES,
     )
     volumes = [
         *pods.scratch_volumes(),
         pods.scripts_volume(scripts_config_map),
         users_volume(sources),
+        {
+            "name": "server-ca",
+            "configMap": {
+                "name": ca_bundle,
+                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                "defaultMode": 0o444,
+            },
+        },
         *connection.volumes,
     ]
     pod = pods.pod_spec(uid=uid, containers=[container], volumes=volumes, restart_policy="Never")

@@ -7,19 +7,24 @@ from function.resources.meta import b64, metadata
 from function.tls import CA, Leaf
 
 
-def tls_ca(xr: str, namespace: str, ca: CA) -> dict:
-    """The CA, with its key. Never mounted into any pod: only the function signs."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": metadata(names.secret(xr, "tls-ca"), namespace, xr, "tls-ca"),
-        "type": "Opaque",
-        "data": {"ca.crt": b64(ca.cert_pem), "ca.key": b64(ca.key_pem)},
-    }
+def tls_ca(
+    xr: str, namespace: str, ca: CA, next_ca: CA | None, annotations: dict[str, str]
+) -> dict:
+    """The CA (and during a rollover the next one), with keys. Never mounted into a pod."""
+    data = {"ca.crt": b64(ca.cert_pem), "ca.key": b64(ca.key_pem)}
+    if next_ca is not None:
+        data |= {"next-ca.crt": b64(next_ca.cert_pem), "next-ca.key": b64(next_ca.key_pem)}
+    meta = metadata(names.secret(xr, "tls-ca"), namespace, xr, "tls-ca")
+    if annotations:
+        meta["annotations"] = dict(sorted(annotations.items()))
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "data": data}
 
 
-def tls_server(xr: str, namespace: str, leaf: Leaf, ca: CA) -> dict:
-    """The serving certificate: `tls.crt` is the leaf followed by the CA."""
+def tls_server(xr: str, namespace: str, leaf: Leaf, trust_pem: bytes) -> dict:
+    """The serving certificate: `tls.crt` is the leaf followed by the signing CA.
+
+    `ca.crt` is what clients trust: the signing CA, and during a rollover the next one.
+    """
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -28,7 +33,7 @@ def tls_server(xr: str, namespace: str, leaf: Leaf, ca: CA) -> dict:
         "data": {
             "tls.crt": b64(leaf.chain_pem),
             "tls.key": b64(leaf.key_pem),
-            "ca.crt": b64(ca.cert_pem),
+            "ca.crt": b64(trust_pem),
         },
     }
 
@@ -44,11 +49,26 @@ def control(xr: str, namespace: str, username: str, password: str, hmac_key: str
     }
 
 
-def scripts(xr: str, namespace: str, script_names: tuple[str, ...]) -> dict:
+def ca_bundle(xr: str, namespace: str, trust_pem: bytes) -> dict:
+    """The CA certificate(s) clients trust, public like `kube-root-ca.crt`.
+
+    The user-sync Job verifies the server with it; app teams may hand it to VMs.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(names.secret(xr, "ca-bundle"), namespace, xr, "ca-bundle"),
+        "data": {"ca.crt": trust_pem.decode("ascii")},
+    }
+
+
+def scripts(
+    xr: str, namespace: str, script_names: tuple[str, ...], suffix: str = "scripts"
+) -> dict:
     """The pod scripts, shipped in the function package, as a ConfigMap."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": metadata(names.secret(xr, "scripts"), namespace, xr, "scripts"),
+        "metadata": metadata(names.secret(xr, suffix), namespace, xr, "scripts"),
         "data": {name: pods.script(name) for name in script_names},
     }

@@ -42,6 +42,7 @@ def deployment(
     uid: int,
     connection: Connection,
     tls_secret: str,
+    append_ca: bool,
     control_secret: str,
     control_username: str,
     scripts_config_map: str,
@@ -51,7 +52,8 @@ def deployment(
 
     `rollout` holds digests of everything the server reads only at start (the served
     certificate, the scripts, the repository settings); they go into the pod template
-    so a change rolls the pod.
+    so a change rolls the pod. With `append_ca` (a brought Secret in cert-manager's
+    shape) the server serves `tls.crt` followed by the Secret's `ca.crt`.
     """
     env = [
         {"name": "BSLS_LISTEN_ADDRESS", "value": f"0.0.0.0:{CONTAINER_PORT}"},
@@ -63,6 +65,10 @@ def deployment(
         },
         {"name": "BSLS_LOG_LEVEL", "value": spec.server.logLevel},
     ]
+    tls_items = [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]
+    if append_ca:
+        env.append({"name": "BSLS_TLS_APPEND_CA", "value": "true"})
+        tls_items.append({"key": "ca.crt", "path": "ca.crt"})
     container = pods.kopia_container(
         name="kopia",
         image=spec.server.image or image,
@@ -89,14 +95,7 @@ def deployment(
         pods.scripts_volume(scripts_config_map),
         {
             "name": "tls",
-            "secret": {
-                "secretName": tls_secret,
-                "items": [
-                    {"key": "tls.crt", "path": "tls.crt"},
-                    {"key": "tls.key", "path": "tls.key"},
-                ],
-                "defaultMode": 0o440,
-            },
+            "secret": {"secretName": tls_secret, "items": tls_items, "defaultMode": 0o440},
         },
         *connection.volumes,
     ]
@@ -190,9 +189,14 @@ def pod_monitor(xr: str, namespace: str) -> dict:
     }
 
 
+def endpoint_host(xr: str, namespace: str) -> str:
+    """The host name in the endpoint: the Service's in-cluster name, which the leaf names."""
+    return f"{names.server(xr)}.{namespace}.svc"
+
+
 def endpoint(xr: str, namespace: str, port: int) -> str:
     """The URL VM owners pass to `--url`."""
-    return f"https://{names.server(xr)}.{namespace}.svc:{port}"
+    return f"https://{endpoint_host(xr, namespace)}:{port}"
 
 
 def dns_names(xr: str, namespace: str) -> list[str]:

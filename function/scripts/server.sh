@@ -23,6 +23,14 @@ kopia repository connect "$@" \
   --override-hostname="${BSLS_IDENTITY_HOSTNAME}" \
   --no-persist-credentials
 
+# A brought certificate in cert-manager's shape keeps its CA out of tls.crt: serve the
+# whole chain, so clients that trust ca.crt (or check a fingerprint) find it.
+cert_file="${BSLS_TLS_DIR}/tls.crt"
+if [ "${BSLS_TLS_APPEND_CA:-}" = true ]; then
+  cert_file="${TMPDIR:-/tmp}/tls-chain.crt"
+  cat "${BSLS_TLS_DIR}/tls.crt" "${BSLS_TLS_DIR}/ca.crt" >"$cert_file"
+fi
+
 # The storage flags were for the connect above; reuse "$@" for optional server flags.
 # Prometheus metrics only when the spec asks for them (spec.metrics.enabled).
 set --
@@ -33,7 +41,7 @@ fi
 echo "starting the server on ${BSLS_LISTEN_ADDRESS}"
 exec kopia server start "$@" \
   --address="${BSLS_LISTEN_ADDRESS}" \
-  --tls-cert-file="${BSLS_TLS_DIR}/tls.crt" \
+  --tls-cert-file="$cert_file" \
   --tls-key-file="${BSLS_TLS_DIR}/tls.key" \
   --server-control-username="${BSLS_CONTROL_USERNAME}" \
   --refresh-interval="${BSLS_REFRESH_INTERVAL:-15m}" \

@@ -60,23 +60,26 @@ fi
 
 # The server loads users when its view of the repository refreshes; ask it to refresh
 # now. The control password arrives in KOPIA_SERVER_PASSWORD, which on a client names
-# the control user's password. While the server cannot be reached (it is starting, or not
-# deployed yet) retry; if it never answers, it loads the users when it starts. A server
-# that answers but refuses (wrong fingerprint or control password) fails the Job.
+# the control user's password. The server is verified like any client verifies it: its
+# certificate must chain to the CA in SSL_CERT_FILE and name the Service's host, so the
+# control password never reaches a machine in the middle. While the server cannot be
+# reached (it is starting, or not deployed yet) retry; if it never answers, it loads the
+# users when it starts. A server that answers but fails verification or refuses the
+# control password fails the Job.
+: "${SSL_CERT_FILE:?the CA bundle that verifies the server (SSL_CERT_FILE) is not set}"
 attempts=${BSLS_REFRESH_ATTEMPTS:-30}
 errors=${TMPDIR:-/tmp}/refresh.err
 i=1
 while :; do
   if kopia server refresh \
       --address="${BSLS_SERVER_URL}" \
-      --server-cert-fingerprint="${BSLS_SERVER_FINGERPRINT:?}" \
       --server-control-username="${BSLS_CONTROL_USERNAME:?}" 2>"$errors"; then
     echo "the server re-read its users"
     exit 0
   fi
   if ! grep -qiE "connection refused|no such host|i/o timeout|timed out|connection reset|EOF|no route to host" "$errors"; then
     cat "$errors" >&2
-    echo "the server refused the refresh: check the control Secret and the fingerprint" >&2
+    echo "the refresh failed: the server's certificate did not verify against the CA bundle, or it refused the control password" >&2
     exit 1
   fi
   if [ "$i" -ge "$attempts" ]; then

@@ -208,7 +208,7 @@ def test_completed_init_job_makes_the_bslr_ready_and_the_bsls_composes_its_serve
     assert objects["server"]["kind"] == "Deployment"
     assert objects["service"]["kind"] == "Service"
     assert flow.one(objects, "user-sync")["kind"] == "Job"
-    assert {"credentials-alice@vm-alice", "credentials-bob@vm-bob"} <= set(objects)
+    assert {"user-alice@vm-alice", "user-bob@vm-bob"} <= set(objects)
 
     status = xr["status"]
     assert status["endpoint"] == f"https://{SERVER}.{TEAM}.svc:51515"
@@ -297,7 +297,7 @@ def test_no_composed_object_is_rewritten_and_nothing_reconciles_when_idle(
 def test_removing_a_user_reissues_the_sync_job_and_removes_its_credentials(kube, ready) -> None:
     before = flow.composed(kube, ready)
     old_job = flow.one(before, "user-sync")["metadata"]["name"]
-    bob = before["credentials-bob@vm-bob"]["metadata"]["name"]
+    bob = before["user-bob@vm-bob"]["metadata"]["name"]
 
     spec = flow.example("bsls.yaml", TEAM)[0]
     spec["spec"]["users"] = [u for u in spec["spec"]["users"] if u["username"] != "bob"]
@@ -306,13 +306,13 @@ def test_removing_a_user_reissues_the_sync_job_and_removes_its_credentials(kube,
     def settled() -> dict[str, dict] | None:
         now = flow.composed(kube, ready)
         new_job = (flow.one(now, "user-sync") or {}).get("metadata", {}).get("name")
-        gone = "credentials-bob@vm-bob" not in now
+        gone = "user-bob@vm-bob" not in now
         return now if new_job and new_job != old_job and gone else None
 
     after = flow.wait(settled, T, "a new user-sync Job and bob's credentials gone")
     assert flow.deleted(kube.get("v1", "Secret", bob, TEAM))
     assert flow.deleted(kube.get("batch/v1", "Job", old_job, TEAM))
-    assert "credentials-alice@vm-alice" in after
+    assert "user-alice@vm-alice" in after
     xr = flow.wait(
         lambda: (o := kube.reload(ready)) and len(o["status"].get("users", [])) == 1 and o,
         T,

@@ -10,9 +10,13 @@ and environment. Only what a cluster provides is substituted (README.md lists ea
   (emptyDirs are fresh per pod, a PVC lives as long as the cluster);
 - the kubelet: env from values and `secretKeyRef`s, `$(VAR)` expansion, and mount paths
   in env values and args rewritten to those folders;
-- cluster networking: a Service is 127.0.0.1 on a port of its own that stays while the
-  Service exists (like a ClusterIP); a pod listening on `0.0.0.0:<containerPort>`
-  listens there, and `<svc>.<ns>.svc:<port>` in env or args resolves to it;
+- cluster networking and DNS: a Service gets a loopback address of its own (in
+  127.0.0.0/8, which Linux routes to `lo`) that stays while the Service exists, like a
+  ClusterIP; a pod listening on `0.0.0.0:<containerPort>` listens on that address and
+  the Service's port; and every pod (and every VM client) runs in a private mount
+  namespace whose /etc/hosts maps `<svc>.<ns>.svc` (and `.svc.cluster.local`,
+  `<svc>.<ns>`) to it, so clients dial the names a cluster hands out and verify TLS
+  against them;
 - the Job and Deployment controllers: a Job runs once per name; a Deployment's pod is
   (re)created, Recreate-style, when its template changes or it died.
 
@@ -30,6 +34,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import random
 import re
 import signal
 import socket
@@ -51,6 +56,24 @@ JOB_TIMEOUT = 180.0
 
 class HarnessError(RuntimeError):
     """A manifest uses something this stand-in cannot run faithfully, or a pod failed."""
+
+
+def with_hosts(hosts: pathlib.Path, argv: list[str]) -> list[str]:
+    """`argv` run in a private mount namespace whose /etc/hosts is `hosts` (root only).
+
+    How a pod (or a VM) resolves cluster DNS names here: the names resolve to the
+    Service's loopback address, and nothing on the machine outside the process changes.
+    """
+    bind = 'mount --bind "$0" /etc/hosts && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", bind,
+            str(hosts), *argv]  # fmt: skip
+
+
+def hosts_text(entries: dict[str, list[str]]) -> str:
+    """An /etc/hosts: localhost, then one line per address."""
+    lines = ["127.0.0.1 localhost", "::1 localhost"]
+    lines += [f"{ip} {' '.join(names)}" for ip, names in sorted(entries.items())]
+    return "\n".join(lines) + "\n"
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -132,8 +155,9 @@ class Pod:
     dir: pathlib.Path
     argv: list[str]
     env: dict[str, str]
-    ports: dict[int, int]  # containerPort -> host port
+    ports: dict[int, tuple[str, int]]  # containerPort -> (host address, port)
     port_names: dict[str, int]  # port name -> containerPort
+    hosts: pathlib.Path  # the cluster's /etc/hosts
     process: Process | None = None
 
     def start(self) -> Process:
@@ -141,7 +165,7 @@ class Pod:
         log = self.dir / "log"
         with log.open("wb") as out:
             popen = subprocess.Popen(
-                self.argv,
+                with_hosts(self.hosts, self.argv),
                 env=self.env,
                 cwd=self.dir,
                 stdin=subprocess.DEVNULL,
@@ -163,8 +187,8 @@ class Pod:
             raise HarnessError(msg) from None
         return JobRun(self.owner, self.name, process.popen.returncode, process.logs())
 
-    def host_port(self, port: int | str) -> int:
-        """The host port of a container port given by number or name."""
+    def address(self, port: int | str) -> tuple[str, int]:
+        """The host address of a container port given by number or name."""
         number = self.port_names[port] if isinstance(port, str) else port
         return self.ports[number]
 
@@ -185,7 +209,7 @@ class Pod:
         if "tcpSocket" not in probe or set(probe) - timing - {"tcpSocket"}:
             msg = f"pod {self.name}: only tcpSocket readiness probes are supported: {probe}"
             raise HarnessError(msg)
-        port = self.host_port(probe["tcpSocket"]["port"])
+        address = self.address(probe["tcpSocket"]["port"])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.process.running:
@@ -194,7 +218,7 @@ class Pod:
                     f"was ready:\n{self.process.logs()}"
                 )
                 raise HarnessError(msg)
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            with contextlib.suppress(OSError), socket.create_connection(address, 0.5):
                 return
             time.sleep(0.1)
         msg = f"pod {self.name} is not ready after {timeout}s:\n{self.process.logs()}"
@@ -216,7 +240,12 @@ class Cluster:
         self.extra_env = extra_env or {}
         self.objects: dict[tuple[str, str, str], dict] = {}  # (kind, namespace, name)
         self.claims: dict[tuple[str, str], pathlib.Path] = {}
-        self.service_ports: dict[tuple[str, str], int] = {}
+        # Each Service's "ClusterIP": a loopback address of its own.
+        self.service_ips: dict[tuple[str, str], str] = {}
+        self._ip_base = random.randint(64, 250)  # noqa: S311 - not security
+        self._spares = 0
+        self.hosts = root / "hosts"
+        self.hosts.write_text(hosts_text({}))
         self.jobs: dict[tuple[str, str], JobRun] = {}
         self.pods: dict[tuple[str, str], Pod] = {}  # a Deployment's running pod
         self._counter = 0
@@ -236,17 +265,38 @@ class Cluster:
                     data[key] = base64.b64encode(str(value).encode()).decode()
             key = (obj["kind"], meta["namespace"], meta["name"])
             self.objects[key] = obj
-            if obj["kind"] == "Service" and key[1:] not in self.service_ports:
-                self.service_ports[key[1:]] = free_port()
+            if obj["kind"] == "Service" and key[1:] not in self.service_ips:
+                n = len(self.service_ips) + 1
+                self.service_ips[key[1:]] = f"127.{self._ip_base}.{n // 250}.{n % 250 + 2}"
+                self._write_hosts()
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         """Delete an object; deleting a Deployment stops its pod."""
         self.objects.pop((kind, namespace, name), None)
-        if kind == "Service":
-            self.service_ports.pop((namespace, name), None)
+        if kind == "Service" and self.service_ips.pop((namespace, name), None):
+            self._write_hosts()
         if kind == "Deployment" and (pod := self.pods.pop((namespace, name), None)):
             assert pod.process is not None
             pod.process.stop()
+
+    def _write_hosts(self) -> None:
+        """Cluster DNS: every Service's names. Written in place: pods bind-mount the file."""
+        entries = {
+            ip: [f"{svc}.{ns}.svc", f"{svc}.{ns}.svc.cluster.local", f"{svc}.{ns}"]
+            for (ns, svc), ip in self.service_ips.items()
+        }
+        with self.hosts.open("r+") as f:
+            f.truncate(0)
+            f.write(hosts_text(entries))
+
+    def service_ip(self, namespace: str, name: str) -> str:
+        """A Service's address."""
+        return self.service_ips[(namespace, name)]
+
+    def spare_ip(self) -> str:
+        """A loopback address no Service uses (for a machine in the middle)."""
+        self._spares += 1
+        return f"127.{self._ip_base}.250.{self._spares}"
 
     def get(self, kind: str, namespace: str, name: str) -> dict | None:
         """An object, or None."""
@@ -391,9 +441,7 @@ class Cluster:
         mounts.sort(key=lambda m: len(m[0]), reverse=True)
 
         ports, port_names = self._ports(namespace, template, container)
-        translate = _Translator(
-            mounts=mounts, ports=ports, services=self.service_addresses(namespace)
-        )
+        translate = _Translator(mounts=mounts, ports=ports)
 
         env = dict(BASE_ENV)
         container_env = self._env(namespace, owner, container)
@@ -410,7 +458,9 @@ class Cluster:
             raise HarnessError(msg)
         argv = [expand(translate(a), env) for a in raw]
         (pod_dir / "argv.json").write_text(json.dumps(argv, indent=1))
-        return Pod(name, owner, namespace, template, pod_dir, argv, env, ports, port_names)
+        return Pod(
+            name, owner, namespace, template, pod_dir, argv, env, ports, port_names, self.hosts
+        )
 
     def _volume(self, namespace: str, volume: dict, path: pathlib.Path) -> pathlib.Path:
         kinds = set(volume) - {"name"}
@@ -506,16 +556,17 @@ class Cluster:
 
     def _ports(
         self, namespace: str, template: dict, container: dict
-    ) -> tuple[dict[int, int], dict[str, int]]:
-        """Host ports: the port of the Service that selects this pod, else a free one."""
+    ) -> tuple[dict[int, tuple[str, int]], dict[str, int]]:
+        """Where each container port listens: the address and port of the Service that
+        selects this pod (as a ClusterIP forwards its port), else a free local port."""
         labels = (template.get("metadata") or {}).get("labels") or {}
-        ports: dict[int, int] = {}
+        ports: dict[int, tuple[str, int]] = {}
         names: dict[str, int] = {}
         for port in container.get("ports", []):
             number = port["containerPort"]
             if "name" in port:
                 names[port["name"]] = number
-            ports[number] = free_port()
+            ports[number] = ("127.0.0.1", free_port())
             for (kind, ns, svc), service in self.objects.items():
                 if kind != "Service" or ns != namespace:
                     continue
@@ -525,22 +576,8 @@ class Cluster:
                 for sp in service["spec"].get("ports", []):
                     target = sp.get("targetPort", sp["port"])
                     if target in (number, port.get("name")):
-                        ports[number] = self.service_ports[(ns, svc)]
+                        ports[number] = (self.service_ips[(ns, svc)], sp["port"])
         return ports, names
-
-    def service_addresses(self, namespace: str) -> dict[str, str]:
-        """`host:port` as a pod in `namespace` would dial it -> 127.0.0.1:<port>."""
-        out = {}
-        for (kind, ns, svc), service in self.objects.items():
-            if kind != "Service":
-                continue
-            hosts = [f"{svc}.{ns}.svc.cluster.local", f"{svc}.{ns}.svc", f"{svc}.{ns}"]
-            if ns == namespace:
-                hosts.append(svc)
-            for sp in service["spec"].get("ports", []):
-                for host in hosts:
-                    out[f"{host}:{sp['port']}"] = f"127.0.0.1:{self.service_ports[(ns, svc)]}"
-        return out
 
 
 @dataclasses.dataclass
@@ -548,18 +585,14 @@ class _Translator:
     """Rewrites one env value or arg from the container's world to the host's."""
 
     mounts: list[tuple[str, pathlib.Path]]  # longest mount path first
-    ports: dict[int, int]
-    services: dict[str, str]
+    ports: dict[int, tuple[str, int]]
 
     def __call__(self, value: str) -> str:
-        # A listen address on a container port: the pod's port on the host.
+        # A listen address on a container port: where the pod's port is on the host.
         listen = re.fullmatch(r"(?:0\.0\.0\.0|\[::\])?:(\d+)", value)
         if listen and int(listen.group(1)) in self.ports:
-            return f"127.0.0.1:{self.ports[int(listen.group(1))]}"
-        # A Service's cluster DNS name and port: the Service's address on the host.
-        for address in sorted(self.services, key=len, reverse=True):
-            pattern = r"(?<![-.\w])" + re.escape(address) + r"(?!\d)"
-            value = re.sub(pattern, self.services[address], value)
+            host, port = self.ports[int(listen.group(1))]
+            return f"{host}:{port}"
         # A path under a mount, alone or as the value of a `--flag=`.
         m = re.fullmatch(r"(--[-\w]+=)?(/.*)", value, flags=re.DOTALL)
         if m:

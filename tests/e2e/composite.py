@@ -30,6 +30,7 @@ class Composite:
     cluster: Cluster
     xr: dict
     clock: helpers.Clock
+    inp: dict | None = None  # the Composition's function input
     rsp: fnv1.RunFunctionResponse | None = None
     desired: dict[str, dict] = dataclasses.field(default_factory=dict)
 
@@ -55,7 +56,7 @@ class Composite:
                     statuses[key] = found
             observed = helpers.as_observed(self.rsp, **statuses)
         rsp = helpers.reconcile(
-            self.xr, observed=observed, pool=self.cluster.list(), runner=self.runner
+            self.xr, observed=observed, pool=self.cluster.list(), runner=self.runner, inp=self.inp
         )
         assert not helpers.fatal(rsp), helpers.fatal(rsp)
         desired = helpers.desired(rsp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import pathlib
 import subprocess
@@ -53,10 +54,16 @@ def cluster(kopia: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> It
         c.shutdown()
 
 
+# Clients verify certificates against the real time, so the function's clock starts far
+# enough in the past that the renewal scenario (250 days on) still ends before today.
+CLOCK_START_DAYS_AGO = 300
+
+
 @pytest.fixture(scope="module")
 def clock() -> helpers.Clock:
     """The function's clock, which the renewal scenario moves forward."""
-    return helpers.Clock()
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    return helpers.Clock(now - datetime.timedelta(days=CLOCK_START_DAYS_AGO))
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,23 @@ import os
 import pathlib
 import subprocess
 
-from tests.e2e.cluster import BASE_ENV
+from tests.e2e.cluster import BASE_ENV, with_hosts
 
 CLIENT_TIMEOUT = 120
 
 
 @dataclasses.dataclass
 class Client:
-    """A kopia client with its own config, cache and logs, like one VM's."""
+    """A kopia client with its own config, cache and logs, like one VM's.
+
+    It resolves names through `hosts` (the cluster's DNS, or a poisoned one) and trusts
+    the CA file `ca_file` through SSL_CERT_FILE, as the bundle's connect script sets up.
+    """
 
     home: pathlib.Path
+    hosts: pathlib.Path
     password: str | None = None
+    ca_file: pathlib.Path | None = None
 
     def __post_init__(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -41,15 +47,28 @@ class Client:
         }
         if password is not None:
             env["KOPIA_PASSWORD"] = password
+        if self.ca_file is not None:
+            env["SSL_CERT_FILE"] = str(self.ca_file)
         return env
 
+    def trust(self, ca_pem: str | bytes) -> pathlib.Path:
+        """Trust a CA from now on (a per-user CA file, as connect-linux.sh installs)."""
+        self.ca_file = self.home / "ca.crt"
+        self.ca_file.write_bytes(ca_pem.encode() if isinstance(ca_pem, str) else ca_pem)
+        return self.ca_file
+
     def run(
-        self, *args: str, password: str | None = None, check: bool = True
+        self,
+        *args: str,
+        password: str | None = None,
+        check: bool = True,
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run `kopia <args>`; the password (if any) goes in KOPIA_PASSWORD."""
+        env = self.env(password if password is not None else self.password)
         done = subprocess.run(
-            ["kopia", *args],
-            env=self.env(password if password is not None else self.password),
+            with_hosts(self.hosts, ["kopia", *args]),
+            env={**env, **(extra_env or {})},
             cwd=self.home,
             capture_output=True,
             text=True,
@@ -62,15 +81,21 @@ class Client:
         return done
 
     def connect_server(
-        self, url: str, fingerprint: str, username: str, hostname: str, password: str
+        self,
+        url: str,
+        username: str,
+        hostname: str,
+        password: str,
+        fingerprint: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """`kopia repository connect server` as the credentials Secret's command says."""
+        """`kopia repository connect server`: verified TLS, or pinned to a fingerprint."""
+        pin = [f"--server-cert-fingerprint={fingerprint}"] if fingerprint else []
         return self.run(
             "repository",
             "connect",
             "server",
             f"--url={url}",
-            f"--server-cert-fingerprint={fingerprint}",
+            *pin,
             f"--override-username={username}",
             f"--override-hostname={hostname}",
             password=password,

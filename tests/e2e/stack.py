@@ -75,42 +75,50 @@ class Stack:
         msg = f"no credentials Secret for {identity}"
         raise KeyError(msg)
 
-    def url(self, endpoint: str | None = None) -> str:
-        """An endpoint (default: status.endpoint) as a VM reaches it: the Service's address."""
-        endpoint = endpoint or self.server.status["endpoint"]
-        for address, local in self.cluster.service_addresses(self.namespace).items():
-            endpoint = endpoint.replace(f"//{address}", f"//{local}")
-        assert "127.0.0.1" in endpoint, endpoint
-        return endpoint
+    def client(self, name: str, hosts: pathlib.Path | None = None) -> Client:
+        """A fresh kopia client (a new VM, or a new config on one), on the cluster's DNS."""
+        return Client(self.clients / f"{name}-{next(_clients)}", hosts or self.cluster.hosts)
 
-    def client(self, name: str) -> Client:
-        """A fresh kopia client (a new VM, or a new config on one)."""
-        return Client(self.clients / f"{name}-{next(_clients)}")
+    def bundle(self, identity: str, folder: pathlib.Path) -> pathlib.Path:
+        """A user's credentials Secret as a VM gets it: one file per key (a Secret volume)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for key, value in self.credentials(identity).items():
+            (folder / key).write_text(value)
+        return folder
 
     def connect(
-        self, identity: str, password: str | None = None, fingerprint: str | None = None
+        self,
+        identity: str,
+        password: str | None = None,
+        *,
+        trust: bool = True,
+        hosts: pathlib.Path | None = None,
     ) -> tuple[Client, subprocess.CompletedProcess[str]]:
-        """Connect a fresh client as `identity`, as their credentials Secret says.
+        """Connect a fresh client as `identity` with verified TLS, as its bundle says.
 
-        The password and the fingerprint default to the ones in the user's credentials
-        Secret (or, for a user who has none any more, status.tlsFingerprint). Returns
-        the client and kopia's result; the caller asserts on it.
+        The password and the CA default to the ones in the user's credentials Secret
+        (or, for a user who has none any more, the CA bundle); `trust=False` trusts no
+        CA. Returns the client and kopia's result; the caller asserts on it.
         """
         try:
             creds = self.credentials(identity)
         except KeyError:
             creds = {}
         password = creds["password"] if password is None else password
-        fingerprint = (
-            fingerprint or creds.get("fingerprint") or self.server.status["tlsFingerprint"]
-        )
         username, hostname = identity.split("@")
-        client = self.client(username)
+        client = self.client(username, hosts)
         client.password = password
-        done = client.connect_server(
-            self.url(creds.get("endpoint")), fingerprint, username, hostname, password
-        )
+        if trust:
+            client.trust(creds.get("ca.crt") or self.ca_bundle())
+        done = client.connect_server(self.server.status["endpoint"], username, hostname, password)
         return client, done
+
+    def ca_bundle(self) -> str:
+        """The public CA bundle of the server (the `ca-bundle` ConfigMap)."""
+        meta = self.server.desired["ca-bundle"]["metadata"]
+        data = self.cluster.config_map_data(meta["namespace"], meta["name"])
+        assert data is not None
+        return data["ca.crt"].decode()
 
     def connected(self, identity: str, password: str | None = None) -> Client:
         """A client connected as `identity`; fails the test if it cannot connect."""
@@ -152,9 +160,17 @@ def with_password(secret: dict, password: str) -> dict:
 
 
 def stand_up(
-    cluster: Cluster, bslr: dict, bsls: dict, clock: helpers.Clock, clients: pathlib.Path
+    cluster: Cluster,
+    bslr: dict,
+    bsls: dict,
+    clock: helpers.Clock,
+    clients: pathlib.Path,
+    inp: dict | None = None,
 ) -> Stack:
-    """Initialise the repository, start the server and sync the users, as a cluster would."""
+    """Initialise the repository, start the server and sync the users, as a cluster would.
+
+    `inp` is the server Composition's function input.
+    """
     repository = Composite(cluster, bslr, clock)
     repository.reconcile()
     init = succeeded(cluster.run_jobs())
@@ -164,7 +180,7 @@ def stand_up(
     assert repository.ready, repository.conditions
     assert repository.conditions["Initialized"][0] == "True", repository.conditions
 
-    server = Composite(cluster, bsls, clock)
+    server = Composite(cluster, bsls, clock, inp)
     stack = Stack(cluster, repository, server, clients)
     stack.converge()
     return stack

@@ -59,10 +59,10 @@ def server_logs(stack: Stack) -> str:
 
 
 def served_leaf(stack: Stack) -> x509.Certificate:
-    """The certificate the server presents right now."""
-    host = stack.url().removeprefix("https://")
-    address, port = host.rsplit(":", 1)
-    pem = ssl.get_server_certificate((address, int(port)))
+    """The certificate the server presents right now, at its Service's address."""
+    service = stack.server.desired["service"]
+    address = stack.cluster.service_ip(stack.namespace, service["metadata"]["name"])
+    pem = ssl.get_server_certificate((address, int(service["spec"]["ports"][0]["port"])))
     return x509.load_pem_x509_certificate(pem.encode())
 
 
@@ -93,7 +93,8 @@ def test_alice_backs_up_and_restores_through_the_server(
     assert creds["password"] == ALICE_EXAMPLE_PASSWORD
     assert creds["fingerprint"] == fingerprint
     assert creds["endpoint"] == stack.server.status["endpoint"]
-    assert f"--server-cert-fingerprint={fingerprint}" in creds["connect-linux.sh"]
+    assert creds["ca.crt"] == stack.ca_bundle()
+    assert "--server-cert-fingerprint" not in creds["connect-linux.sh"]
     # The sync Job added both users and made the running server re-read them.
     sync = stack.job_run().logs
     assert "added alice@vm-alice" in sync
@@ -145,12 +146,10 @@ def test_bob_sees_none_of_alices_snapshots(
 # ---------------------------------------------------------------------------- 3
 
 
-def test_a_wrong_fingerprint_is_refused_by_the_client(stack: Stack) -> None:
-    right = stack.server.status["tlsFingerprint"]
-    wrong = right[:-1] + ("1" if right[-1] == "0" else "0")
-    client, done = stack.connect(ALICE, fingerprint=wrong)
+def test_a_client_that_does_not_trust_the_ca_is_refused(stack: Stack) -> None:
+    client, done = stack.connect(ALICE, trust=False)
     assert done.returncode != 0
-    refused(done.stderr, "can't find certificate matching SHA256 fingerprint")
+    refused(done.stderr, "x509: certificate signed by unknown authority")
     assert not client.config.exists()
 
 
@@ -230,7 +229,7 @@ def test_a_removed_user_can_no_longer_connect(stack: Stack) -> None:
     assert len(runs) == 1
     assert "deleted bob@vm-bob" in runs[0].logs
     assert "the server re-read its users" in runs[0].logs
-    assert f"credentials-{BOB}" not in stack.server.desired
+    assert f"user-{BOB}" not in stack.server.desired
     assert [u["identity"] for u in stack.server.status["users"]] == [ALICE]
     _, done = stack.connect(BOB, password=bob_password)
     assert done.returncode != 0
@@ -241,10 +240,10 @@ def test_a_removed_user_can_no_longer_connect(stack: Stack) -> None:
 # ---------------------------------------------------------------------------- 6
 
 
-def test_a_renewed_leaf_keeps_pinned_clients_working(
+def test_a_renewed_leaf_keeps_verifying_clients_working(
     stack: Stack, clock: helpers.Clock, alice_backup: Backup, tmp_path: pathlib.Path
 ) -> None:
-    pinned = stack.connected(ALICE)  # pins status.tlsFingerprint, the CA's
+    pinned = stack.connected(ALICE)  # trusts the CA in its bundle
     before = copy.deepcopy(stack.server.desired)
     fingerprint = stack.server.status["tlsFingerprint"]
     not_after = stack.server.status["certificateNotAfter"]
@@ -268,7 +267,7 @@ def test_a_renewed_leaf_keeps_pinned_clients_working(
     assert restarted == [stack.deployment["metadata"]["name"]]
     assert served_leaf(stack) == leaf_in(stack) != old_leaf
 
-    # The client pinned before the renewal, untouched, still lists and restores.
+    # The client connected before the renewal, untouched, still lists and restores.
     assert alice_backup.snapshot_id in [s["id"] for s in pinned.snapshots()]
     pinned.restore(alice_backup.snapshot_id, tmp_path / "restored")
     assert tree(tmp_path / "restored") == alice_backup.tree

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import pathlib
+import subprocess
 
 import pytest
 
 from tests import helpers
-from tests.e2e.cluster import BASE_ENV, Cluster, HarnessError, expand
+from tests.e2e.cluster import BASE_ENV, Cluster, HarnessError, expand, with_hosts
 from tests.e2e.composite import Composite
 
 
@@ -152,13 +153,14 @@ def test_env_and_args_are_rewritten_to_the_host(cluster: Cluster) -> None:
         ),
     )
     pvc = cluster.claim("ns", "pvc")
-    port = cluster.service_ports[("ns", "svc")]
+    ip = cluster.service_ip("ns", "svc")
     assert pod.env["DATA"] == f"{pvc}/repo"
     assert pod.env["NESTED"] == f"{pvc}/repo/sub"
     assert pod.env["PW"] == "s3cret"
     assert "TOKEN" not in pod.env
-    assert pod.env["LISTEN"] == f"127.0.0.1:{port}"  # the Service's port: it selects the pod
-    assert pod.env["URL"] == f"https://127.0.0.1:{port}/x"
+    # The Service's address and port (it selects the pod); names are left to DNS.
+    assert pod.env["LISTEN"] == f"{ip}:443"
+    assert pod.env["URL"] == "https://svc.ns.svc:443/x"
     assert pod.env["TMPFILE"] == str(pod.dir / "volumes" / "tmp" / "f")
     assert pod.env["SPEED"] == "1"
     assert pod.env["PATH"] == BASE_ENV["PATH"]
@@ -209,8 +211,8 @@ def test_the_rendered_server_runs_its_script_on_the_claim(tmp_path: pathlib.Path
     pvc = cluster.claim("team-a", "team-a-backups")
     scripts = pod.dir / "volumes" / "scripts"
     assert pod.argv == ["/bin/sh", f"{scripts}/server.sh", "filesystem", f"--path={pvc}"]
-    port = cluster.service_ports[("team-a", "vm-backups")]
-    assert pod.env["BSLS_LISTEN_ADDRESS"] == f"127.0.0.1:{port}"
+    ip = cluster.service_ip("team-a", "vm-backups")
+    assert pod.env["BSLS_LISTEN_ADDRESS"] == f"{ip}:51515"
     assert pod.env["KOPIA_PASSWORD"] == "change-me-repository-password"
     assert pod.env["KOPIA_CONFIG_PATH"] == str(pod.dir / "volumes" / "config" / "repository.config")
     assert sorted(p.name for p in (pod.dir / "volumes" / "tls").iterdir()) == [
@@ -219,7 +221,17 @@ def test_the_rendered_server_runs_its_script_on_the_claim(tmp_path: pathlib.Path
     ]
     [sync] = [v for k, v in desired.items() if k.startswith("user-sync-")]
     job = cluster.pod("team-a", sync["metadata"]["name"], sync["spec"]["template"])
-    assert job.env["BSLS_SERVER_URL"] == f"https://127.0.0.1:{port}"
+    assert job.env["BSLS_SERVER_URL"] == "https://vm-backups.team-a.svc:51515"
+    # Cluster DNS: the Service's names resolve to its address inside every pod.
+    hosts = cluster.hosts.read_text()
+    assert f"{ip} vm-backups.team-a.svc vm-backups.team-a.svc.cluster.local" in hosts
+    resolved = subprocess.run(
+        with_hosts(cluster.hosts, ["getent", "hosts", "vm-backups.team-a.svc"]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert resolved.stdout.split()[0] == ip
     users = job.dir / "volumes" / "users"
     assert sorted(p.name for p in users.iterdir()) == ["alice@vm-alice", "bob@vm-bob"]
     assert (users / "alice@vm-alice").read_text() == "alice-correct-horse-battery"

@@ -1,0 +1,60 @@
+"""The credentials bundle: the Secret that gives one VM owner everything to connect.
+
+Its keys, as files in one folder (a Secret volume, or `kubectl get secret` saved key by
+key), are the bundle: the endpoint, the CA certificate(s) to trust (`ca.crt`), the
+identity, the password, and two connect scripts that read the other files and verify
+the server with that CA (`function/scripts/connect-*`, the same for every user).
+Nothing in it says anything about the storage or the repository password.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from function import pods
+from function.resources.meta import b64, metadata
+from function.users import Resolved
+
+IDENTITY_ANNOTATION = "dataprotection.bsls.dev/identity"
+
+
+@functools.cache
+def connect_scripts() -> dict[str, str]:
+    """The connect scripts, base64 as they go into every credentials Secret."""
+    return {
+        "connect-linux.sh": b64(pods.script("connect-linux.sh")),
+        # Windows PowerShell 5 reads a script without a BOM as the ANSI code page, and
+        # expects CRLF line ends; the script is ASCII.
+        "connect-windows.ps1": b64(pods.script("connect-windows.ps1").replace("\n", "\r\n")),
+    }
+
+
+def credentials_secret(  # noqa: PLR0917
+    xr: str,
+    namespace: str,
+    resolved: Resolved,
+    endpoint: str,
+    trust_pem: bytes,
+    fingerprint: str,
+) -> dict:
+    """Everything a VM owner needs to connect with verified TLS, and nothing about storage."""
+    user = resolved.user
+    assert resolved.password is not None  # noqa: S101 - callers pass only resolved users
+    data: dict[str, str | bytes] = {
+        "identity": user.identity,
+        "username": user.username,
+        "hostname": user.hostname,
+        "password": resolved.password,
+        "endpoint": endpoint,
+        "ca.crt": trust_pem,
+        "fingerprint": fingerprint,
+    }
+    meta = metadata(resolved.secret_name, namespace, xr, "user-credentials")
+    meta["annotations"] = {IDENTITY_ANNOTATION: user.identity}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta,
+        "type": "Opaque",
+        "data": {key: b64(value) for key, value in data.items()} | connect_scripts(),
+    }

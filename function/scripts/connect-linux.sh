@@ -1,0 +1,18 @@
+#!/bin/sh
+# Connects kopia with verified TLS, from the bundle files beside this script.
+# See docs/vm-user-guide.md.
+set -eu
+b=$(cd "$(dirname "$0")" && pwd)
+d=${XDG_CONFIG_HOME:-$HOME/.config}/kopia
+ca=$d/bsls-$(sed 's|^https://||; s|[:/].*||' "$b/endpoint").crt
+mkdir -p "$d"
+cp "$b/ca.crt" "$ca"
+export SSL_CERT_FILE="$ca"
+echo "SSL_CERT_FILE=$ca" >"$d/bsls.env"
+if [ -r "$b/password" ]; then
+  KOPIA_PASSWORD=$(cat "$b/password")
+  export KOPIA_PASSWORD
+fi
+kopia repository connect server --url="$(cat "$b/endpoint")" \
+  --override-username="$(cat "$b/username")" --override-hostname="$(cat "$b/hostname")"
+echo "Later kopia commands need SSL_CERT_FILE=$ca (see $d/bsls.env)"
