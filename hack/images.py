@@ -325,9 +325,12 @@ class Builder:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """One build at a time. The containers/image blob cache buildah writes as root
-        whatever --root says (/var/lib/containers/cache) goes when the build is done,
-        unless it was there before."""
+        """One build at a time.
+
+        The containers/image blob cache that buildah writes as root whatever --root says
+        (/var/lib/containers/cache) goes when the build is done, unless it was there
+        before.
+        """
         with (self.cache / ".lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             absent = not os.path.lexists(BLOB_CACHE_ROOT)

@@ -11,11 +11,12 @@ hack/node-tools.sh and hack/tools.sh, the images from hack/images.py.
 The network is the node's own and stays on this machine (198.18.0.0/15, the
 benchmarking block):
 
-| what | address |
-|---|---|
-| the node (on the bridge `bsls-br0`) | 198.18.0.1: kube-apiserver :6443, kubelet :10250, the pods' registry :5443 |
-| pods (on `bsls-br0`, gateway 198.18.1.1) | 198.18.1.0/24, routes to 198.18.0.0/15 only, no masquerade |
-| Services (kube-proxy, iptables) | 198.18.2.0/24: `kubernetes` 198.18.2.1, `kube-dns` 198.18.2.10 |
+- the node, on the pods' bridge `bsls-br0`: 198.18.0.1 (kube-apiserver :6443, kubelet
+  :10250, the pods' registry :5443);
+- pods, on `bsls-br0` with the gateway 198.18.1.1: 198.18.1.0/24, routes to
+  198.18.0.0/15 only, no masquerade;
+- Services (kube-proxy, iptables): 198.18.2.0/24, `kubernetes` 198.18.2.1, `kube-dns`
+  198.18.2.10.
 
 Only the bridge forwards (net.ipv4.conf.bsls-br0.forwarding; the global ip_forward is
 left as it is), a FORWARD rule drops whatever a pod sends anywhere but the bridge, the
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import concurrent.futures
 import contextlib
 import ctypes
 import datetime
@@ -48,7 +50,6 @@ import ipaddress
 import json
 import os
 import pathlib
-import re
 import secrets
 import shlex
 import shutil
@@ -59,7 +60,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -81,7 +82,9 @@ def _load(name: str, path: pathlib.Path) -> ModuleType:
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None  # noqa: S101 - files of this repo
+    if spec is None or spec.loader is None:
+        msg = f"cannot load {path}"
+        raise NodeError(msg)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -148,17 +151,14 @@ class NodeError(RuntimeError):
     """A node component did not start, or the machine lacks something the node needs."""
 
 
-def cache_root() -> pathlib.Path:
-    """~/.cache/function-bsls (or $XDG_CACHE_HOME): the node's state file and lock."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(pathlib.Path.home() / ".cache")
-    return pathlib.Path(base) / "function-bsls"
+# One node per machine (its addresses and interface names are fixed): the lock and the
+# state file a killed run leaves for the next one live in /run, which a reboot clears
+# together with the interfaces, chains and mounts they describe.
+STATE_FILE = pathlib.Path("/run/bsls-node/state.json")
+LOCK_FILE = pathlib.Path("/run/bsls-node/lock")
 
 
-STATE_FILE = cache_root() / "node" / "state.json"
-LOCK_FILE = cache_root() / "node" / "lock"
-
-
-# --- small helpers ---------------------------------------------------------------------------
+# --- small helpers -----------------------------------------------------------------------------
 
 
 def _die_with_parent() -> None:
@@ -230,7 +230,7 @@ def cgroup_mounts() -> list[pathlib.Path]:
 
 
 def iptables_chains(binary: str) -> dict[str, set[str]]:
-    """table -> chain names, as iptables-save (or ip6tables-save) lists them."""
+    """Table -> chain names, as iptables-save (or ip6tables-save) lists them."""
     out: dict[str, set[str]] = {}
     table = ""
     text = run([f"{binary}-save"], check=False)
@@ -365,7 +365,7 @@ def _pem_key(key: Any) -> bytes:
     )
 
 
-# --- the node --------------------------------------------------------------------------------
+# --- the node ----------------------------------------------------------------------------------
 
 
 class Node:
@@ -387,7 +387,7 @@ class Node:
             f"{NODE_IP}:{POD_REGISTRY_PORT}/{FUNCTION_REPOSITORY}:{FUNCTION_TAG}"
         )
 
-    # --- public ------------------------------------------------------------------------------
+    # --- public ---------------------------------------------------------------------------------
 
     @property
     def kube(self) -> Any:
@@ -425,7 +425,7 @@ class Node:
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:  # noqa: A002
+    ) -> subprocess.CompletedProcess[str]:
         """Run kubectl against the node."""
         done = subprocess.run(
             [str(tool("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
@@ -479,7 +479,7 @@ class Node:
             ]
         )
 
-    # --- start ---------------------------------------------------------------------------------
+    # --- start ----------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Bring the node up, install Crossplane, the function and the APIs."""
@@ -500,6 +500,7 @@ class Node:
             "nft_tables": sorted(nft_tables()),
             "interfaces": [],
             "absent": [p for p in OUTSIDE if not os.path.lexists(p)],
+            "programs": node_programs(),
         }
         self._save_state()
         images = self._build()
@@ -606,7 +607,7 @@ class Node:
         )
         log.close()
         self.procs.append((name, proc))
-        self.state["pids"].append(proc.pid)
+        self.state["pids"].append([name, proc.pid])
         self._save_state()
         return proc
 
@@ -617,7 +618,7 @@ class Node:
             )
             raise controlplane.ProcessExitedError(msg)
 
-    # --- the network -----------------------------------------------------------------------------
+    # --- the network ----------------------------------------------------------------------------
 
     def _network(self) -> None:
         self.state["interfaces"] = [BRIDGE]
@@ -638,7 +639,7 @@ class Node:
         run(["iptables", "-A", GUARD_CHAIN, "-i", BRIDGE, "-j", "DROP"])
         run(["iptables", "-I", "FORWARD", "1", "-j", GUARD_CHAIN])
 
-    # --- certificates ----------------------------------------------------------------------------
+    # --- certificates ---------------------------------------------------------------------------
 
     def _pki(self) -> None:
         self.pki = Pki(self.dir / "pki")
@@ -709,7 +710,7 @@ class Node:
         self.kubeconfig.write_text(yaml.safe_dump(config))
         self.kubeconfig.chmod(0o600)
 
-    # --- etcd, the registry, kube-apiserver, the controllers ----------------------------------------
+    # --- etcd, the registry, kube-apiserver, the controllers ------------------------------------
 
     def _etcd(self) -> None:
         client, peer = free_port(), free_port()
@@ -740,8 +741,12 @@ class Node:
         wait_for(healthy, 30, "etcd to be healthy")
 
     def _registry(self) -> None:
-        """Two registry processes on one storage: pushes and containerd on loopback (plain
-        HTTP), and a read-only one on the node address with TLS, which pods reach."""
+        """Two registry processes on one storage.
+
+        One on loopback (plain HTTP) takes the pushes and serves containerd; a read-only
+        one on the node's address, with TLS, serves what pods pull (Crossplane's package
+        manager).
+        """
         storage = self.dir / "registry"
         storage.mkdir()
         port = free_port()
@@ -786,19 +791,19 @@ class Node:
 
     def _push(self, built: list[Any]) -> None:
         """Every image into the registry under its own name, and the Function package."""
-        for image in built:
-            ref = image.name.split("/", 1)[1]  # without the registry host
-            run(
-                [
-                    "skopeo",
-                    "copy",
-                    "--quiet",
-                    "--dest-tls-verify=false",
-                    f"docker-archive:{image.path}",
-                    f"docker://{self.registry}/{ref}",
-                ]
-            )
-        run(
+        commands = [
+            [
+                "skopeo",
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+                f"docker-archive:{image.path}",
+                # The reference without its registry host: containerd's mirrors map it back.
+                f"docker://{self.registry}/{image.name.split('/', 1)[1]}",
+            ]
+            for image in built
+        ]
+        commands.append(
             [
                 tool("crossplane"),
                 "xpkg",
@@ -807,6 +812,9 @@ class Node:
                 f"{self.registry}/{FUNCTION_REPOSITORY}:{FUNCTION_TAG}",
             ]
         )
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            for done in [pool.submit(run, c) for c in commands]:
+                done.result()
 
     def _apiserver(self) -> None:
         p = self.pki.dir
@@ -893,7 +901,7 @@ class Node:
 
         wait_for(default_sa, 60, "the controller manager to create the default ServiceAccount")
 
-    # --- containerd, kubelet, kube-proxy -----------------------------------------------------------
+    # --- containerd, kubelet, kube-proxy --------------------------------------------------------
 
     def _containerd(self) -> None:
         c = self.dir / "containerd"
@@ -952,7 +960,14 @@ class Node:
         config = f"""version = 2
 root = "{c / "root"}"
 state = "{c / "state"}"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.internal.v1.tracing",
+]
 
 [grpc]
   address = "{self.containerd_socket}"
@@ -1101,7 +1116,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         path.write_text(yaml.safe_dump(config))
         self._spawn("kube-proxy", [tool("kube-proxy"), f"--config={path}", "--v=1"])
 
-    # --- add-ons: CoreDNS, Crossplane, the function --------------------------------------------------
+    # --- add-ons: CoreDNS, Crossplane, the function ---------------------------------------------
 
     def apply_file(self, path: pathlib.Path, **values: str) -> list[dict]:
         """Server-side apply every document of a YAML file (with ${NAME} filled in)."""
@@ -1143,7 +1158,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                 )
         for ev in self.kube.list("v1", "Event", namespace)[-15:]:
             lines.append(
-                f"event {ev.get('involvedObject', {}).get('name')}: {ev.get('reason')}: {ev.get('message')}"
+                f"event {ev.get('involvedObject', {}).get('name')}: "
+                f"{ev.get('reason')}: {ev.get('message')}"
             )
         return "\n".join(lines)
 
@@ -1214,7 +1230,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         except controlplane.ClusterError as e:
             got = self.kube.reload(fn) or {}
             raise NodeError(
-                f"{e}\nFunction status: {json.dumps(got.get('status'), indent=1)}\n{self.pod_report(CROSSPLANE_NS)}"
+                f"{e}\nFunction status: {json.dumps(got.get('status'), indent=1)}\n"
+                f"{self.pod_report(CROSSPLANE_NS)}"
             ) from None
 
     def _apis(self) -> None:
@@ -1247,7 +1264,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             self.pod_logs(CROSSPLANE_NS, p["metadata"]["name"]) for p in self.function_pods()
         )
 
-    # --- stop ------------------------------------------------------------------------------------------
+    # --- stop -----------------------------------------------------------------------------------
 
     def stop(self) -> None:
         """End everything this node started and remove what it made, pass or fail."""
@@ -1267,7 +1284,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             self._lock = None
 
 
-# --- teardown, also of a run that was killed --------------------------------------------------------
+# --- teardown, also of a run that was killed ---------------------------------------------------
 
 
 def recover_stale(say: Callable[[str], None]) -> None:
@@ -1315,14 +1332,31 @@ def _cgroup_pids() -> set[int]:
     return pids
 
 
-def _pids_using(folder: str) -> set[int]:
-    """Processes whose command line names the run folder (containerd's shims, their runc)."""
+def node_programs() -> list[str]:
+    """The executables of the node's processes: .tools/bin's, containerd's, runc."""
+    found = {str(p.resolve()) for p in TOOLS.iterdir()} if TOOLS.is_dir() else set()
+    for name in ("containerd", "containerd-shim-runc-v2", "runc"):
+        if path := shutil.which(name):
+            found.add(str(pathlib.Path(path).resolve()))
+    return sorted(found)
+
+
+def _pids_using(folder: str, programs: Iterable[str]) -> set[int]:
+    """The run's components and containerd's shims.
+
+    Processes of the node's own programs whose command line names the run folder, and
+    nothing else: a shell tailing a log in the folder is left alone.
+    """
+    programs = set(programs)
     found = set()
     for proc in pathlib.Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         with contextlib.suppress(OSError):
-            if folder.encode() in (proc / "cmdline").read_bytes():
+            if (
+                os.readlink(proc / "exe") in programs
+                and folder.encode() in (proc / "cmdline").read_bytes()
+            ):
                 found.add(int(proc.name))
     return found
 
@@ -1330,69 +1364,80 @@ def _pids_using(folder: str) -> set[int]:
 def teardown(
     state: dict, say: Callable[[str], None], *, keep: bool, procs: list[subprocess.Popen]
 ) -> None:
-    """Stop the processes, then remove mounts, interfaces, chains, cgroups, the folder."""
+    """Stop the processes, then remove chains, mounts, interfaces, cgroups, the folder."""
     folder = state.get("dir", "")
-    pids = [int(p) for p in state.get("pids", [])]
-    # 1. kubelet first (it would restart containers), then the containers themselves
-    #    (every process in the node's cgroups), the shims, then every other component.
-    _kill(pids, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    while _alive_pids(pids) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    _kill(_alive_pids(pids), signal.SIGKILL)
-    for _ in range(50):
-        inside = _cgroup_pids() | (_pids_using(folder) if folder else set())
-        alive = _alive_pids(inside)
-        if not alive:
-            break
-        _kill(alive, signal.SIGKILL)
-        time.sleep(0.2)
-    for proc in procs:
-        with contextlib.suppress(Exception):
-            proc.wait(timeout=5)
-    # 2. kube-proxy's own clean-up of its rules, then any KUBE-/CNI-/BSLS- chain (and nft
-    #    table) that was not there before the run.
+    _end_processes(state, procs)
+    # kube-proxy's own clean-up of its rules, then any KUBE-/CNI-/BSLS- chain (and nft
+    # table) that was not there before the run.
     kube_proxy = TOOLS / "kube-proxy"
     if kube_proxy.exists():
         run([kube_proxy, "--cleanup"], check=False, timeout=60)
     _remove_new_chains(state.get("chains", {}))
     for table in sorted(nft_tables() - set(state.get("nft_tables", []))):
         run(["nft", "delete", "table", *table.split()], check=False)
-    # 3. What the components left outside the run folder (see OUTSIDE).
     if folder:
+        # What the components left outside the run folder (see OUTSIDE), then the mounts
+        # under it (kubelet's volumes, containerd's rootfs and network namespaces).
         _remove_outside(state, pathlib.Path(folder))
-    # 4. Mounts under the run folder (kubelet volumes, containerd's rootfs and netns).
-    if folder:
         for point in mounts_under(pathlib.Path(folder)):
             run(["umount", "-l", point], check=False)
-    # 5. Interfaces: veths left on the bridge, the bridge, the node's dummy interface,
-    #    and the routes that went with them.
+    _remove_network(state)
+    # The kernel settings kubelet changed.
+    for name, value in state.get("sysctls", {}).items():
+        if read_sysctl(name) not in (None, value):
+            with contextlib.suppress(OSError):
+                write_sysctl(name, value)
+    _remove_cgroups()
+    if folder and not keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    say(f"node stopped{' (kept ' + folder + ')' if keep and folder else ''}")
+
+
+def _end_processes(state: dict, procs: list[subprocess.Popen]) -> None:
+    """Every process of the run, at once and for good (its state is thrown away).
+
+    The components and containerd's shims (the node's programs, with the run folder on
+    their command line, so a PID reused since a killed run is never hit) and the
+    containers (every process in the node's cgroups).
+    """
+    folder = state.get("dir", "")
+    programs = {*state.get("programs", []), *node_programs()}
+    for _ in range(100):
+        ours = _cgroup_pids() | (_pids_using(folder, programs) if folder else set())
+        alive = _alive_pids(ours)
+        if not alive:
+            break
+        _kill(alive, signal.SIGKILL)
+        time.sleep(0.1)
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+
+
+def _remove_network(state: dict) -> None:
+    """Veths left on the bridge, the bridge, and the route for the rest of the block.
+
+    The bridge's addresses and routes go with it; the unreachable route kept the rest of
+    198.18.0.0/15 off the machine's default route.
+    """
     for line in run(["ip", "-o", "link", "show", "master", BRIDGE], check=False).splitlines():
         veth = line.split(":")[1].strip().split("@")[0]
         run(["ip", "link", "delete", veth], check=False)
     for interface in state.get("interfaces", []):
         run(["ip", "link", "delete", interface], check=False)
     run(["ip", "route", "delete", "unreachable", str(BLOCK)], check=False)
-    # 6. The kernel settings kubelet changed.
-    for name, value in state.get("sysctls", {}).items():
-        if read_sysctl(name) not in (None, value):
-            with contextlib.suppress(OSError):
-                write_sysctl(name, value)
-    # 7. The node's cgroups, deepest first (now empty).
+
+
+def _remove_cgroups() -> None:
+    """The node's cgroups in every hierarchy, deepest first (empty by now)."""
     for mount in cgroup_mounts():
         root = mount / CGROUP_ROOT
-        if root.is_dir():
-            for d in sorted(
-                (p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
-            ):
-                with contextlib.suppress(OSError):
-                    d.rmdir()
+        if not root.is_dir():
+            continue
+        folders = sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts))
+        for d in [*reversed(folders), root]:
             with contextlib.suppress(OSError):
-                root.rmdir()
-    # 8. The folder.
-    if folder and not keep:
-        shutil.rmtree(folder, ignore_errors=True)
-    say(f"node stopped{' (kept ' + folder + ')' if keep and folder else ''}")
+                d.rmdir()
 
 
 def _remove_outside(state: dict, folder: pathlib.Path) -> None:

@@ -64,7 +64,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     return report
 
 
-def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's reporter
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not tenant.MILESTONES:
         return
     terminalreporter.section("node milestones (seconds)")

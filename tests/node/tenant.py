@@ -74,7 +74,8 @@ def node_module() -> ModuleType:
     name = "bsls_node"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, ROOT / "hack" / "node.py")
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -86,7 +87,7 @@ def api_error() -> type[Exception]:
     return node_module().ApiError
 
 
-# --- waiting -----------------------------------------------------------------------------------
+# --- waiting ---------------------------------------------------------------------------------
 
 
 def wait(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
@@ -147,7 +148,7 @@ def password_secret(name: str, namespace: str, password: str, key: str = "passwo
     }
 
 
-# --- the app team ------------------------------------------------------------------------------
+# --- the app team ----------------------------------------------------------------------------
 
 
 @dataclasses.dataclass
@@ -279,7 +280,8 @@ class Tenant:
             return wait(
                 done,
                 timeout,
-                f"{obj['kind']} {self.namespace}/{obj['metadata']['name']}: {typ}={status} {reason or ''}",
+                f"{obj['kind']} {self.namespace}/{obj['metadata']['name']}: "
+                f"{typ}={status} {reason or ''}",
                 interval=1 if touch else 0.5,
             )
         except AssertionError as e:
@@ -341,7 +343,7 @@ class Tenant:
         return self.kube.list("v1", "Pod", self.namespace, labels=labels)
 
 
-# --- a VM owner's machine ---------------------------------------------------------------------------
+# --- a VM owner's machine --------------------------------------------------------------------
 
 
 def make_tree(seed: str) -> dict[str, bytes]:
@@ -349,7 +351,7 @@ def make_tree(seed: str) -> dict[str, bytes]:
 
     Deterministic for a seed. An entry ending in "/" is an empty folder.
     """
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - test data, reproducible on purpose
     return {
         "notes.txt": f"Hello from a VM {seed}\n".encode() * 50,
         "binary/random.bin": rng.randbytes(3 * 1024 * 1024 + 17),
@@ -527,7 +529,10 @@ class Vm:
             done.stderr.decode(errors="replace"),
         )
         if check and result.returncode != 0:
-            msg = f"in VM {self.name}: {script!r} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+            msg = (
+                f"in VM {self.name}: {script!r} failed ({result.returncode}):\n"
+                f"{result.stdout}{result.stderr}"
+            )
             raise AssertionError(msg)
         return result
 
@@ -576,7 +581,8 @@ class Vm:
         """Path -> SHA-256 or "dir", for everything under `folder` in the VM."""
         q = shlex.quote(folder)
         out = self.sh(
-            f"cd {q} && find . -mindepth 1 -type d -printf 'dir %P\\0' && find . -type f -exec sha256sum -z {{}} +"
+            f"cd {q} && find . -mindepth 1 -type d -printf 'dir %P\\0'"
+            " && find . -type f -exec sha256sum -z {} +"
         ).stdout
         found: dict[str, str] = {}
         for entry in out.split("\0"):

@@ -31,7 +31,7 @@ ALICE_PASSWORD = "alice-correct-horse-battery"  # examples/secrets.yaml
 SOURCE = "/home/vm/data"
 
 
-# --- fixtures: the story ---------------------------------------------------------------------------
+# --- fixtures: the story ---------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def bob_vm(team: Tenant, provisioned: dict) -> Vm:
     return vm
 
 
-# --- 1. the repository first ------------------------------------------------------------------------
+# --- 1. the repository first -----------------------------------------------------------------
 
 
 def test_a_bsls_waits_for_its_repository_and_composes_no_server(
@@ -178,7 +178,7 @@ def test_the_server_becomes_available_and_the_sync_job_adds_the_users(
     assert "--server-cert-fingerprint" not in bundle["connect-linux.sh"]
 
 
-# --- 2. the pods as they run ---------------------------------------------------------------------------
+# --- 2. the pods as they run -----------------------------------------------------------------
 
 
 def test_the_pods_run_as_their_manifests_say(team: Tenant, provisioned: dict) -> None:
@@ -189,7 +189,8 @@ def test_the_pods_run_as_their_manifests_say(team: Tenant, provisioned: dict) ->
     [pod] = [p for p in team.pods_of(deployment) if not p["metadata"].get("deletionTimestamp")]
     # Probes passed on the server's cold start: ready, never restarted.
     [status] = pod["status"]["containerStatuses"]
-    assert status["ready"] and status["restartCount"] == 0, status
+    assert status["ready"], status
+    assert status["restartCount"] == 0, status
     # Requests and limits let it run: not throttled into a restart, not evicted.
     assert pod["status"]["qosClass"] == "Burstable"
     assert pod["status"]["phase"] == "Running"
@@ -220,8 +221,10 @@ def test_the_pods_run_as_their_manifests_say(team: Tenant, provisioned: dict) ->
         e
         for e in team.kube.list("v1", "Event", TEAM)
         if not e["involvedObject"]["name"].startswith("virt-launcher-")
-        and e.get("reason") in bad
-        or (e.get("reason") == "Unhealthy" and not e.get("message", "").startswith("Readiness"))
+        and (
+            e.get("reason") in bad
+            or (e.get("reason") == "Unhealthy" and not e.get("message", "").startswith("Readiness"))
+        )
     ]
     assert not events, [(e["involvedObject"]["name"], e["reason"], e["message"]) for e in events]
 
@@ -246,7 +249,7 @@ def test_admission_refuses_a_pod_that_is_not_restricted(team: Tenant, provisione
         assert rule in message, message
 
 
-# --- 3. VM owners ----------------------------------------------------------------------------------
+# --- 3. VM owners ----------------------------------------------------------------------------
 
 
 def test_alice_backs_up_from_her_vm_and_restores_byte_identical_on_another(
@@ -286,10 +289,12 @@ def test_the_vm_verifies_the_server_by_its_name_and_the_bundles_ca(
 
 def test_bob_sees_nothing_of_alice(team: Tenant, alice_backup: dict, bob_vm: Vm) -> None:
     bundle = team.secret(bob_vm.bundle)
-    assert len(bundle["password"]) >= 24 and bundle["password"] != ALICE_PASSWORD
+    assert len(bundle["password"]) >= 24
+    assert bundle["password"] != ALICE_PASSWORD
     assert bob_vm.snapshots() == []
     listed = bob_vm.kopia("snapshot", "list", "--all").stdout
-    assert ALICE not in listed and alice_backup["id"] not in listed
+    assert ALICE not in listed
+    assert alice_backup["id"] not in listed
     bob_vm.put("/home/vm/bob", {"mine.txt": b"bob's\n"})
     own = bob_vm.snapshot("/home/vm/bob")
     assert {(s["id"], s["source"]["userName"]) for s in bob_vm.snapshots()} == {(own, "bob")}
@@ -298,7 +303,7 @@ def test_bob_sees_nothing_of_alice(team: Tenant, alice_backup: dict, bob_vm: Vm)
     assert bob_vm.sh("ls /home/vm/x 2>/dev/null | wc -l").stdout.strip() == "0"
 
 
-# --- 4. users change ------------------------------------------------------------------------------------
+# --- 4. users change -------------------------------------------------------------------------
 
 
 def test_a_rotated_password_works_and_the_old_one_is_refused(
@@ -358,6 +363,13 @@ def test_a_removed_user_is_refused(team: Tenant, provisioned: dict, bob_vm: Vm) 
     )
     team.wait_job_complete(sync)
     assert "deleted bob@vm-bob" in team.job_log(sync)
+    # Crossplane deletes the Job it replaced (foreground: the garbage collector removes
+    # its pods first, then the Job).
+    tenant.wait(
+        lambda: team.kube.get("batch/v1", "Job", old_sync, TEAM) is None,
+        T,
+        "the replaced user-sync Job to be deleted",
+    )
     tenant.wait(
         lambda: team.kube.get("v1", "Secret", bob_secret, TEAM) is None,
         T,
@@ -370,7 +382,7 @@ def test_a_removed_user_is_refused(team: Tenant, provisioned: dict, bob_vm: Vm) 
     assert "access denied for bob@vm-bob" in done.stderr
 
 
-# --- 5. a quiet, stable server ----------------------------------------------------------------------------
+# --- 5. a quiet, stable server ---------------------------------------------------------------
 
 
 def reconcile(team: Tenant, xr: dict, times: int) -> None:
@@ -437,11 +449,14 @@ def test_an_invalid_edit_never_tears_down_a_working_server(team: Tenant, provisi
 
 def rejected_or_reported(team: Tenant, obj: dict, words: tuple[str, ...]) -> str:
     """Apply `obj`: the API server's 422 or the XR's Synced=False message naming `words`."""
+    rejected = None
     try:
         applied = team.apply(obj)
     except tenant.api_error() as e:
-        assert e.status == 422, e
-        return str(e)
+        rejected = e
+    if rejected is not None:
+        assert rejected.status == 422, rejected  # Unprocessable: the XRD's validation
+        return str(rejected)
 
     def reported() -> str | None:
         c = tenant.condition(team.kube.reload(applied), "Synced")
@@ -451,7 +466,7 @@ def rejected_or_reported(team: Tenant, obj: dict, words: tuple[str, ...]) -> str
     return tenant.wait(reported, T, f"Synced=False naming {' or '.join(words)}")
 
 
-# --- 6. the server goes, the repository stays ---------------------------------------------------------------
+# --- 6. the server goes, the repository stays ------------------------------------------------
 
 
 def test_deleting_the_bsls_collects_what_it_composed_and_keeps_the_repository(

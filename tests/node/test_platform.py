@@ -121,7 +121,8 @@ def test_the_function_was_installed_from_the_registry_and_runs_as_a_pod(node) ->
     kube = node.kube
     fn = kube.get("pkg.crossplane.io/v1", "Function", "function-bsls")
     assert fn["spec"]["package"] == node.function_package
-    assert tenant.is_true(fn, "Installed") and tenant.is_true(fn, "Healthy")
+    assert tenant.is_true(fn, "Installed")
+    assert tenant.is_true(fn, "Healthy")
     [revision] = kube.list(
         "pkg.crossplane.io/v1",
         "FunctionRevision",
@@ -165,3 +166,12 @@ def test_a_pod_resolves_cluster_names_and_nothing_else(probe_vm: Vm) -> None:
     )
     # CoreDNS has no `forward`: an outside name gets no answer from anywhere.
     assert probe_vm.sh("getent hosts kopia.io", check=False).returncode != 0
+
+
+def test_the_apis_are_installed_and_every_xrd_is_established(node) -> None:
+    for path in sorted((ROOT / "apis").glob("*/*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            got = node.kube.get(doc["apiVersion"], doc["kind"], doc["metadata"]["name"])
+            assert got is not None, f"{path}: {doc['kind']} {doc['metadata']['name']}"
+            if doc["kind"] == "CompositeResourceDefinition":
+                assert tenant.is_true(got, "Established"), tenant.condition(got, "Established")
