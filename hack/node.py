@@ -382,6 +382,7 @@ class Node:
         self.state: dict[str, Any] = {}
         self._kube: Any = None
         self._lock: Any = None
+        self.stopped: dict[str, Any] = {}  # the state of the run stop() tore down
         self._t0 = time.monotonic()
         self.function_package = (
             f"{NODE_IP}:{POD_REGISTRY_PORT}/{FUNCTION_REPOSITORY}:{FUNCTION_TAG}"
@@ -1273,7 +1274,7 @@ disabled_plugins = [
             return
         teardown(self.state, self.say, keep=self.keep, procs=[p for _, p in self.procs])
         self.procs.clear()
-        self.state = {}
+        self.stopped, self.state = self.state, {}
         with contextlib.suppress(FileNotFoundError):
             STATE_FILE.unlink()
         self._release_lock()
@@ -1438,6 +1439,33 @@ def _remove_cgroups() -> None:
         for d in [*reversed(folders), root]:
             with contextlib.suppress(OSError):
                 d.rmdir()
+
+
+def leftovers(state: dict) -> list[str]:
+    """What a torn-down run left behind on the machine (nothing, if teardown worked)."""
+    found = []
+    folder = state.get("dir", "")
+    if alive := _alive_pids(_cgroup_pids() | _pids_using(folder, state.get("programs", []))):
+        found.append(f"processes {sorted(alive)}")
+    if folder and (mounts := mounts_under(pathlib.Path(folder))):
+        found.append(f"mounts {mounts}")
+    for interface in state.get("interfaces", []):
+        if pathlib.Path("/sys/class/net", interface).exists():
+            found.append(f"interface {interface}")
+    for binary in ("iptables", "ip6tables"):
+        before = state.get("chains", {}).get(binary, {})
+        for table, chains in iptables_chains(binary).items():
+            new = {c for c in chains - set(before.get(table, [])) if c.startswith(CHAIN_PREFIXES)}
+            if new:
+                found.append(f"{binary} {table} chains {sorted(new)}")
+    if tables := nft_tables() - set(state.get("nft_tables", [])):
+        found.append(f"nft tables {sorted(tables)}")
+    for name, value in state.get("sysctls", {}).items():
+        if read_sysctl(name) not in (None, value):
+            found.append(f"sysctl {name}={read_sysctl(name)} (was {value})")
+    found += [f"cgroup {m / CGROUP_ROOT}" for m in cgroup_mounts() if (m / CGROUP_ROOT).exists()]
+    found += [f"path {p}" for p in state.get("absent", []) if os.path.lexists(p)]
+    return found
 
 
 def _remove_outside(state: dict, folder: pathlib.Path) -> None:

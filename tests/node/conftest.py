@@ -53,6 +53,9 @@ def node() -> Iterator:
         yield n
         if getattr(n, "failed", False):
             print(tenant.diagnostics(n), file=sys.stderr)
+    # Stopping the node, pass or fail, leaves nothing behind on the machine.
+    left = tenant.node_module().leftovers(n.stopped)
+    assert not left, f"the node left behind: {left}"
 
 
 @pytest.hookimpl(wrapper=True)
