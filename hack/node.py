@@ -161,7 +161,7 @@ LOCK_FILE = pathlib.Path("/run/bsls-node/lock")
 # --- small helpers -----------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: SIGTERM when the process that started it dies."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -604,7 +604,7 @@ class Node:
             stderr=subprocess.STDOUT,
             env={**base, **(env or {})},
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads start processes here
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads start processes here
         )
         log.close()
         self.procs.append((name, proc))

@@ -1,4 +1,5 @@
-"""The real node for the tests in this folder (hack/node.py), one per test session.
+"""The real node for the tests in this folder (hack/node.py): one, started before the first
+of them and stopped after the last.
 
 Every test here is marked `node`: `pytest -m node` runs them alone, `-m "not node"`
 skips them. The node needs root and builds what it lacks first (images from the cache,
@@ -38,9 +39,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.node)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def node() -> Iterator:
-    """The node, started once; its components' logs are printed if a test failed."""
+    """The node, started once for this folder and stopped right after its last test (the
+    suites after it get the machine's cores back); its components' logs are printed if a
+    test failed."""
     n = tenant.node_module().Node(keep=os.environ.get("BSLS_NODE_KEEP") == "1")
     started = time.monotonic()
     with n:
@@ -77,13 +80,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     TIMINGS.write_text(json.dumps(tenant.MILESTONES, indent=1) + "\n")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kube(node):
     """The API client (admin)."""
     return node.kube
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def established(node) -> None:
     """The XRDs are installed and Established (the node does it at start)."""
     for kind in (tenant.BSLR, tenant.BSLS):

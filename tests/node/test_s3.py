@@ -7,8 +7,11 @@ touches the BSLS, so it sees its repository Ready at Crossplane's next poll.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -22,16 +25,26 @@ SOURCE = "/home/vm/data"
 
 @pytest.fixture(scope="module")
 def s3(node) -> Iterator[dict]:
-    """moto's S3 server on the node's address (so pods reach it); stopped on teardown."""
+    """moto's S3 server, a process of its own on the node's address (so pods reach it, and
+    no other suite in this test process shares its buckets); stopped on teardown."""
     try:
         import boto3
-        from moto.server import ThreadedMotoServer
+        import moto.server  # noqa: F401 - the server below runs it
     except ImportError:
         pytest.fail("moto's server mode is missing: run `make venv` (moto[server])", pytrace=False)
-    address = tenant.node_module().NODE_IP
-    port = tenant.node_module().free_port(address)
-    server = ThreadedMotoServer(ip_address=address, port=port, verbose=False)
-    server.start()
+    nodes = tenant.node_module()
+    address = nodes.NODE_IP
+    port = nodes.free_port(address)
+    log = (node.logs / "moto.log").open("ab")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", address, "-p", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=nodes.die_with_parent,  # noqa: PLW1509 - no threads start processes here
+    )
+    log.close()
     endpoint = f"http://{address}:{port}"
     client = boto3.client(
         "s3",
@@ -41,9 +54,21 @@ def s3(node) -> Iterator[dict]:
         aws_secret_access_key="change-me",
     )
     try:
+        tenant.wait(lambda: _answers(client), 30, "moto to serve")
         yield {"endpoint": endpoint, "client": client}
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _answers(client: Any) -> bool:
+    import botocore.exceptions
+
+    try:
+        client.list_buckets()
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        return False
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +98,9 @@ def stack(node, established, s3: dict) -> dict:
     )
     ready = team.wait_xr(bsls, "Ready", timeout=POLL)
     MILESTONES["s3: users synced, BSLS Ready (no touch)"] = round(time.monotonic() - start, 1)
-    return {"team": team, "bslr": bslr, "bsls": ready, "backend": backend}
+    server = team.kube.reload(team.composed(ready)["server"])
+    pods = {p["metadata"]["uid"] for p in team.pods_of(server)}
+    return {"team": team, "bslr": bslr, "bsls": ready, "backend": backend, "pods": pods}
 
 
 def test_alice_backs_up_to_s3_and_restores_byte_identical(stack: dict, s3: dict) -> None:
@@ -93,7 +120,11 @@ def test_alice_backs_up_to_s3_and_restores_byte_identical(stack: dict, s3: dict)
         MILESTONES["s3: first backup (3 MB, from the VM)"] = round(time.monotonic() - start, 1)
         other = Vm(team, "vm-alice-2", vm.bundle).start()
         other.connect()
-        assert [s["id"] for s in other.snapshots()] == [snapshot]
+        listed = other.snapshots()
+        assert [s["id"] for s in listed] == [snapshot], listed
+        # The server that was Ready served it all: no roll-out, no restart since.
+        server = team.kube.reload(team.composed(bsls)["server"])
+        assert {p["metadata"]["uid"] for p in team.pods_of(server)} == stack["pods"]
         other.kopia("snapshot", "restore", snapshot, "/home/vm/restored")
         assert other.tree("/home/vm/restored") == tenant.manifest(files)
     finally:
