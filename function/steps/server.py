@@ -8,7 +8,7 @@ the control password) goes into the pod template as digests, so a change rolls i
 
 from __future__ import annotations
 
-from function import names, pods
+from function import names, placement, pods
 from function.conditions import Condition, ServerAvailable
 from function.connection import Connection
 from function.memo import recipe
@@ -36,14 +36,22 @@ def step(
     owner, namespace, spec = s.xr.tenant, s.xr.namespace, s.spec
     resources: dict[str, Desired] = {
         names.SCRIPTS: recipe(configmaps.scripts, owner, namespace, "scripts", pods.SERVER_SCRIPTS),
-        names.SERVICE: recipe(server.service, owner, namespace, spec.service.type, port(s)),
+        names.SERVICE: recipe(
+            server.service,
+            owner,
+            namespace,
+            spec.service.type,
+            port(s),
+            node_port=spec.service.nodePort,
+            annotations=tuple(sorted(spec.service.annotations.items())),
+        ),
     }
     if spec.networkPolicy.enabled:
         resources[names.NETWORK_POLICY] = recipe(
             server.network_policy,
             owner,
             namespace,
-            tuple(spec.networkPolicy.from_),
+            spec.networkPolicy.peers,
             spec.metrics.enabled,
             tuple(spec.metrics.from_),
         )
@@ -74,6 +82,7 @@ def step(
             control_username=control.username,
             scripts_config_map=names.owned(owner, "scripts"),
             rollout=rollout,
+            placement=placement.merge(s.input.placement, spec.placement, connection.claim),
         )
     elif names.SERVER in s.observed:
         resources[names.SERVER] = KEEP
