@@ -1236,6 +1236,8 @@ disabled_plugins = [
             ) from None
 
     def _apis(self) -> None:
+        """The XRDs and Compositions, and the deletion guard a platform engineer may add."""
+        self.apply_file(ROOT / "deploy" / "deletion-guard.yaml")
         applied = []
         for f in sorted((ROOT / "apis").glob("*/*.yaml")):
             for doc in load_yaml(f):

@@ -45,6 +45,7 @@ BSLS = "BackupStorageLocationServer"
 CRN = "crossplane.io/composition-resource-name"
 COMPOSITE = "crossplane.io/composite"
 TOUCH = "test.bsls.dev/touched"
+ALLOW_DELETION = "dataprotection.bsls.dev/allow-deletion"  # deploy/deletion-guard.yaml
 KOPIA_IMAGE = "kopia/kopia:0.23.1"
 RESTRICTED = "pod-security.kubernetes.io/enforce"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -245,6 +246,16 @@ class Tenant:
     def touch(self, obj: dict) -> None:
         """Make Crossplane reconcile an XR now, instead of at its next poll."""
         self.kube.patch(obj, {"metadata": {"annotations": {TOUCH: str(time.monotonic_ns())}}})
+
+    def delete(self, obj: dict) -> None:
+        """Delete a BSLS or BSLR on purpose: opt in past the deletion guard, then delete."""
+        self.kube.patch(obj, {"metadata": {"annotations": {ALLOW_DELETION: "true"}}})
+        self.kube.delete(obj)
+        wait(
+            lambda: self.kube.reload(obj) is None,
+            T,
+            f"{obj['kind']} {obj['metadata']['name']} to go",
+        )
 
     def composed(self, obj: dict) -> dict[str, dict]:
         """Composed objects of an XR by composition-resource-name (Crossplane's label)."""

@@ -476,8 +476,13 @@ def test_deleting_the_bsls_collects_what_it_composed_and_keeps_the_repository(
     bsls = team.get(BSLS, SERVER)
     composed = team.composed(bsls)
     assert {"server", "service", "tls-ca", "tls-server", "control"} <= set(composed)
-    team.kube.delete(bsls)
-    tenant.wait(lambda: team.kube.reload(bsls) is None, T, "the BSLS to be deleted")
+    # The platform's deletion guard (deploy/deletion-guard.yaml) refuses a plain delete.
+    with pytest.raises(tenant.api_error()) as refused:
+        team.kube.delete(bsls)
+    assert refused.value.status == 403
+    assert "is protected" in refused.value.message
+    assert team.kube.reload(bsls) is not None
+    team.delete(bsls)  # annotated first: on purpose
     # The garbage collector removes everything that named the BSLS as its owner.
     tenant.wait(lambda: not team.composed(bsls), T, "the composed objects to be collected")
     for obj in composed.values():

@@ -90,6 +90,13 @@ def test_crossplane_may_manage_every_kind_the_function_composes(
         assert allowed(node.kube, verb, resource, group), f"{verb} {group}/{resource}"
 
 
+def test_crossplane_reads_the_claims_the_bslrs_name_and_never_writes_them(node) -> None:
+    for verb in ("get", "list", "watch"):
+        assert allowed(node.kube, verb, "persistentvolumeclaims"), verb
+    for verb in ("create", "update", "patch", "delete"):
+        assert not allowed(node.kube, verb, "persistentvolumeclaims"), verb
+
+
 @pytest.mark.parametrize(
     ("verb", "group", "resource", "subresource"),
     [

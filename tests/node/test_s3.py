@@ -146,10 +146,7 @@ def test_deleting_the_bsls_and_the_bslr_leaves_the_data_in_the_bucket(
     for xr in (stack["bsls"], stack["bslr"]):
         composed = team.composed(xr)
         assert composed
-        team.kube.delete(xr)
-        tenant.wait(
-            lambda xr=xr: team.kube.reload(xr) is None, T, f"the {xr['kind']} to be deleted"
-        )
+        team.delete(xr)
         tenant.wait(
             lambda xr=xr: not team.composed(xr),
             T,
