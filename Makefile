@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: all venv tools render render-all generate golden test unit lint e2e fuzz load bench cluster test-cluster clean
+.PHONY: all venv tools node-deps node-tools image package render render-all generate golden test unit lint e2e fuzz load bench cluster node test-node clean
 
 all: test
 
@@ -22,6 +22,23 @@ venv: $(VENV)/.stamp
 
 tools:
 	hack/tools.sh
+
+## node-deps: the Debian packages the real node and the image builds need (containerd, runc, buildah, ...).
+node-deps:
+	hack/node-deps.sh
+
+## node-tools: kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kubectl, CoreDNS, the registry, pause, stamped Crossplane core.
+node-tools:
+	hack/node-tools.sh
+
+## image: the function's image from the Dockerfile (on local stand-ins for its base images), cached by digest.
+image: venv node-deps
+	$(PY) hack/images.py function
+
+## package: the Function package (.xpkg) with the function's image embedded, cached by digest.
+package: venv node-deps
+	hack/tools.sh crossplane
+	$(PY) hack/images.py package
 
 ## render: run the function and render the BSLS example through `crossplane render`.
 render: venv
@@ -48,21 +65,25 @@ lint: venv
 	$(VENV)/bin/shellcheck -x -P function/scripts -s sh function/scripts/*.sh hack/*.sh bench/*.sh .ci/run
 
 unit: venv
-	$(PY) -m pytest -q tests --ignore=tests/e2e --ignore=tests/cluster
+	$(PY) -m pytest -q tests --ignore=tests/e2e --ignore=tests/node
 
-## cluster: a local control plane (etcd, kube-apiserver, Crossplane, this function) with the APIs.
+## cluster: a control plane without a node (etcd, kube-apiserver, Crossplane, this function as a process) with the APIs.
 cluster: venv tools
 	$(PY) hack/cluster.py --apis
 
-## test-cluster: the tests on the local control plane alone.
-test-cluster: venv tools
-	$(PY) -m pytest -q -m cluster tests/cluster
+## node: a real single-node cluster with Crossplane and the function's package installed; Ctrl-C stops it.
+node: venv tools node-deps node-tools
+	$(PY) hack/node.py
+
+## test-node: the tests on the real node alone.
+test-node: venv tools node-deps node-tools
+	$(PY) -m pytest -q tests/node
 
 e2e: venv tools
 	$(PY) -m pytest -q tests/e2e
 
-## test: lint, unit, render and end-to-end tests.
-test: venv tools lint
+## test: lint, unit, render, end-to-end and real-node tests.
+test: venv tools node-deps node-tools lint
 	$(PY) -m pytest -q tests
 
 ## bench: backups through the server against direct, the server as the repository grows, the
