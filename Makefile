@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: all venv tools render render-all generate test unit lint e2e fuzz load bench cluster test-cluster clean
+.PHONY: all venv tools render render-all generate test unit lint e2e vm vm-deps vm-image fuzz load bench cluster test-cluster clean
 
 all: test
 
@@ -38,10 +38,10 @@ generate: venv
 lint: venv
 	$(VENV)/bin/ruff check function tests bench hack
 	$(VENV)/bin/ruff format --check function tests bench hack
-	$(VENV)/bin/shellcheck -s sh function/scripts/*.sh hack/*.sh .ci/run
+	$(VENV)/bin/shellcheck -s sh function/scripts/*.sh hack/*.sh .ci/run tests/vm/guest/*.sh tests/vm/guest/steps/*.sh
 
 unit: venv
-	$(PY) -m pytest -q tests --ignore=tests/e2e --ignore=tests/cluster
+	$(PY) -m pytest -q tests --ignore=tests/e2e --ignore=tests/cluster --ignore=tests/vm
 
 ## cluster: a local control plane (etcd, kube-apiserver, Crossplane, this function) with the APIs.
 cluster: venv tools
@@ -54,8 +54,22 @@ test-cluster: venv tools
 e2e: venv tools
 	$(PY) -m pytest -q tests/e2e
 
-## test: lint, unit, render and end-to-end tests.
-test: venv tools lint
+## vm-deps: the Debian packages of the VM suite (qemu, xorriso, socat, debootstrap), if missing.
+vm-deps:
+	hack/vm-deps.sh
+
+## vm-image: build the guest image (Debian 12, systemd, the pinned kopia) into the cache.
+vm-image: venv vm-deps
+	hack/tools.sh kopia
+	$(PY) hack/guest.py
+
+## vm: the VM suite alone: real guests under qemu (software emulation) as the VM owners.
+vm: venv vm-deps
+	hack/tools.sh kopia
+	$(PY) -m pytest -q tests/vm
+
+## test: lint, unit, render, end-to-end, VM and control-plane tests.
+test: venv tools vm-deps lint
 	$(PY) -m pytest -q tests
 
 ## bench: this function beside a no-op function on the same SDK; writes docs/performance.md.

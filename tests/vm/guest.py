@@ -1,0 +1,372 @@
+"""A real guest VM as the VM owner: qemu under software emulation, the guest image of
+hack/guest.py, the user's credentials Secret as a KubeVirt Secret disk, and a plan of
+steps (the guide's, and the harness's own) on a seed disk.
+
+The guest's network is qemu's user-mode network with `restrict=on`: the guest reaches
+nothing but the addresses qemu forwards (`guestfwd`), each to a fresh `socat` that
+connects to an address on this machine (the stand-in cluster's Service, or a machine in
+the middle): no tap device, no route, nothing leaves the machine. Every address the
+guest sees is in 198.18.0.0/15.
+
+The test follows the guest on its second serial port (see guest/run.sh) and, once it
+has powered off, reads what it wrote to its output disk: each step's log and whatever
+the steps saved (the restored files, snapshot lists).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import io
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+
+from tests.vm import guide, kubevirt
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HERE = pathlib.Path(__file__).resolve().parent
+STEPS = HERE / "guest" / "steps"
+SEED_LABEL = "BSLS-SEED"
+OUT_SERIAL = "bsls-out"
+OUT_SIZE = 256 << 20  # sparse; a tar of the steps' logs and the restored files
+# The guest's user-mode network (inside qemu only), in 198.18.0.0/15.
+NET = "198.18.20.0/24"
+GATEWAY = "198.18.20.2"
+DNS = "198.18.20.3"
+DHCP_START = "198.18.20.15"
+FORWARD_BASE = 100  # forwarded addresses: 198.18.20.100, .101, ...
+CMDLINE = (
+    "root=LABEL=guestroot rw console=ttyS0 quiet systemd.show_status=false "
+    "mitigations=off modprobe.blacklist=kvm,kvm_amd,kvm_intel"
+)
+RUN_TIMEOUT = 1200.0  # the whole guest run, boot to power-off, on a loaded machine
+POWEROFF_TIMEOUT = 120.0
+REPORT = re.compile(r"^BSLS (?P<uptime>[\d.]+) (?P<event>\w+)(?: (?P<rest>.*))?$")
+
+
+def load_builder():
+    """hack/guest.py, the image builder, as a module."""
+    spec = importlib.util.spec_from_file_location("bsls_guest", ROOT / "hack" / "guest.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def forwarded(n: int) -> str:
+    """The guest-side address of the n-th forward (0-based)."""
+    return f"198.18.20.{FORWARD_BASE + n}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One line of the guest's plan: who runs which step, and whether a failure ends it."""
+
+    who: str  # "root" or the VM owner's user name
+    name: str  # a step of the guide, or a harness step in guest/steps/
+    args: tuple[str, ...] = ()
+    stop: bool = True  # False: the step is meant to fail (or may), the plan goes on
+
+    def line(self) -> str:
+        words = [self.who, "stop" if self.stop else "go", self.name, *self.args]
+        assert all(w and not re.search(r"\s", w) for w in words), words
+        return " ".join(words)
+
+
+@dataclasses.dataclass(frozen=True)
+class Forward:
+    """A guest address and port that qemu hands to `socat ... TCP:<target>:<port>`."""
+
+    guest: str
+    port: int
+    target: str  # an address (or, in a pod, a name the pod resolves)
+    target_port: int
+
+
+@dataclasses.dataclass
+class StepRun:
+    """What one step did in the guest."""
+
+    number: int
+    name: str
+    started: float  # the guest's uptime, seconds
+    ended: float | None = None
+    rc: int | None = None
+    log: str = ""
+
+    @property
+    def seconds(self) -> float:
+        assert self.ended is not None, f"step {self.name} never ended"
+        return self.ended - self.started
+
+
+@dataclasses.dataclass
+class Run:
+    """A guest's whole run, as the test saw it."""
+
+    steps: list[StepRun]
+    out: pathlib.Path  # what the guest wrote to its output disk
+    console: pathlib.Path  # the kernel's and systemd's console (first serial port)
+    ready_after: float | None  # host seconds from qemu's start to the plan's start
+    ready_uptime: float | None  # the guest's uptime then
+    wall: float  # host seconds from qemu's start to its exit
+    done_rc: int | None
+
+    def step(self, name: str, nth: int = 0) -> StepRun:
+        """The nth run of a step (0-based)."""
+        found = [s for s in self.steps if s.name == name]
+        assert len(found) > nth, f"step {name!r} did not run {nth + 1} time(s): {self.summary()}"
+        return found[nth]
+
+    def ok(self, name: str, nth: int = 0) -> StepRun:
+        """A step that must have succeeded; fails the test with its log otherwise."""
+        step = self.step(name, nth)
+        assert step.rc == 0, f"step {name} exited {step.rc}:\n{step.log}\n{self.summary()}"
+        return step
+
+    def summary(self) -> str:
+        lines = [
+            f"{s.number:2} {s.name:18} rc={s.rc} {s.seconds if s.ended else '?'}"
+            for s in self.steps
+        ]
+        return "steps:\n" + "\n".join(lines) + f"\ndone: {self.done_rc}; console: {self.console}"
+
+    def text(self, name: str) -> str:
+        """A file the steps saved in /run/out."""
+        return (self.out / name).read_text()
+
+
+@dataclasses.dataclass
+class Guest:
+    """One guest VM: image, bundle disk, network and plan."""
+
+    image: pathlib.Path  # hack/guest.py's folder
+    work: pathlib.Path
+    plan: list[Step]
+    endpoint_host: str
+    forwards: list[Forward] = dataclasses.field(default_factory=list)
+    bundle: dict[str, bytes] | None = None  # the credentials Secret's data
+    files: dict[str, bytes] = dataclasses.field(default_factory=dict)  # more seed files
+
+    def __post_init__(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        assert "," not in str(self.work), "qemu's -drive needs paths without commas"
+
+    # ---------------------------------------------------------------- the disks
+
+    def seed_disk(self) -> pathlib.Path:
+        """The seed: guest/run.sh as `run`, the plan, the steps, and the test's files."""
+        seed = self.work / "seed"
+        steps = seed / "steps"
+        steps.mkdir(parents=True)
+        shutil.copyfile(HERE / "guest" / "run.sh", seed / "run")
+        guide_steps = guide.steps()
+        for step in self.plan:
+            target = steps / f"{step.name}.sh"
+            if step.name in guide_steps:
+                assert not (STEPS / f"{step.name}.sh").exists(), step.name
+                target.write_text(guide_steps[step.name])
+            else:
+                shutil.copyfile(STEPS / f"{step.name}.sh", target)
+        (seed / "plan").write_text("".join(s.line() + "\n" for s in self.plan))
+        (seed / "endpoint-host").write_text(self.endpoint_host + "\n")
+        for name, data in self.files.items():
+            (seed / name).write_bytes(data)
+        iso = self.work / "seed.iso"
+        _run(["xorrisofs", "-quiet", "-output", iso, "-volid", SEED_LABEL, "-joliet", "-rock",
+              seed])  # fmt: skip
+        return iso
+
+    def bundle_disk(self) -> pathlib.Path | None:
+        """The credentials Secret as KubeVirt's Secret disk, labelled as the example says."""
+        if self.bundle is None:
+            return None
+        _, label, _ = kubevirt.example_bundle_disk()
+        volume = kubevirt.secret_volume(self.work / "secret-volume", self.bundle)
+        return kubevirt.secret_disk(volume, self.work / "bundle.iso", label)
+
+    def out_disk(self) -> pathlib.Path:
+        path = self.work / "out.img"
+        with path.open("wb") as f:
+            f.truncate(OUT_SIZE)
+        return path
+
+    # ---------------------------------------------------------------- qemu
+
+    def netdev(self, socat: str = "socat") -> str:
+        """qemu's user-mode network: restricted, and the forwards to socat."""
+        parts = [
+            "user,id=net0,restrict=on,ipv6=off",
+            f"net={NET},host={GATEWAY},dns={DNS},dhcpstart={DHCP_START}",
+        ]
+        for f in self.forwards:
+            target = f"TCP:{f.target}:{f.target_port}"
+            parts.append(f"guestfwd=tcp:{f.guest}:{f.port}-cmd:{socat} STDIO {target}")
+        return ",".join(parts)
+
+    def argv(
+        self,
+        seed: pathlib.Path,
+        bundle: pathlib.Path | None,
+        out: pathlib.Path,
+        *,
+        qemu: str = "qemu-system-x86_64",
+        socat: str = "socat",
+        image: pathlib.Path | None = None,
+    ) -> list[str]:
+        """The qemu command: software emulation only, no display, two serial ports."""
+        image = image or self.image
+        drives = [("root", image / "rootfs.img", "snapshot=on", "")]
+        if bundle is not None:
+            _, _, serial = kubevirt.example_bundle_disk()
+            drives.append(("bundle", bundle, "readonly=on", f",serial={serial}"))
+        drives.append(("seed", seed, "readonly=on", ",serial=bsls-seed"))
+        drives.append(("out", out, "", f",serial={OUT_SERIAL}"))
+        argv = [qemu, "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "1024",
+                "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+                "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"),
+                "-append", CMDLINE]  # fmt: skip
+        for name, path, option, device in drives:
+            spec = f"file={path},format=raw,if=none,id={name}" + (f",{option}" if option else "")
+            argv += ["-drive", spec, "-device", f"virtio-blk-pci,drive={name}{device}"]
+        argv += ["-netdev", self.netdev(socat), "-device", "virtio-net-pci,netdev=net0,romfile="]
+        argv += ["-device", "virtio-rng-pci"]
+        argv += ["-serial", f"file:{self.work / 'console.log'}"]
+        argv += ["-serial", f"file:{self.work / 'report.log'}"]
+        return argv
+
+    def run(self, timeout: float = RUN_TIMEOUT) -> Run:
+        """Boot the guest, follow its plan to the end and read what it wrote."""
+        seed, bundle, out = self.seed_disk(), self.bundle_disk(), self.out_disk()
+        socat = shutil.which("socat") or "socat"
+        argv = self.argv(seed, bundle, out, socat=socat)
+        (self.work / "qemu.argv").write_text("\n".join(argv) + "\n")
+        report = self.work / "report.log"
+        report.touch()
+        started = time.monotonic()
+        with (self.work / "qemu.log").open("wb") as log:
+            popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # qemu and the socats it starts: one group
+            )
+        try:
+            follower = Follower(report)
+            follower.follow(popen, started + timeout)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(POWEROFF_TIMEOUT)
+        finally:
+            stop(popen)
+        wall = time.monotonic() - started
+        run = Run(
+            steps=follower.steps,
+            out=self.read_out(out),
+            console=self.work / "console.log",
+            ready_after=None if follower.ready_at is None else follower.ready_at - started,
+            ready_uptime=follower.ready_uptime,
+            wall=wall,
+            done_rc=follower.done_rc,
+        )
+        attach_logs(run)
+        return run
+
+    def read_out(self, out: pathlib.Path) -> pathlib.Path:
+        """The tar the guest wrote to its output disk, unpacked; step logs attached."""
+        folder = self.work / "out"
+        folder.mkdir(exist_ok=True)
+        with out.open("rb") as f:
+            head = f.read(512)
+        if head.strip(b"\0"):
+            with tarfile.open(out, "r:") as tar:
+                tar.extractall(folder, filter="tar")
+        return folder
+
+
+@dataclasses.dataclass
+class Follower:
+    """Reads the guest's report lines as they arrive (the second serial port)."""
+
+    report: pathlib.Path
+    steps: list[StepRun] = dataclasses.field(default_factory=list)
+    ready_at: float | None = None
+    ready_uptime: float | None = None
+    done_rc: int | None = None
+
+    def follow(self, popen: subprocess.Popen, deadline: float) -> None:
+        """Until the guest reports `done` or qemu exits; fails at the deadline."""
+        offset = 0
+        pending = b""
+        while True:
+            with self.report.open("rb") as f:
+                f.seek(offset)
+                data = f.read()
+            offset += len(data)
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                self.line(line.decode(errors="replace").strip("\r"))
+            if self.done_rc is not None or popen.poll() is not None:
+                return
+            if time.monotonic() > deadline:
+                msg = f"the guest did not finish in time; last steps: {self.steps[-3:]}"
+                raise TimeoutError(msg)
+            time.sleep(0.2)
+
+    def line(self, text: str) -> None:
+        m = REPORT.match(text)
+        if m is None:
+            return
+        uptime, event, rest = float(m["uptime"]), m["event"], (m["rest"] or "").split()
+        if event == "ready":
+            self.ready_at, self.ready_uptime = time.monotonic(), uptime
+        elif event == "start":
+            self.steps.append(StepRun(int(rest[0]), rest[1], uptime))
+        elif event == "end":
+            step = self.steps[-1]
+            assert step.number == int(rest[0]), (step, rest)
+            step.ended, step.rc = uptime, int(rest[2])
+        elif event == "done":
+            self.done_rc = int(rest[0])
+
+
+def attach_logs(run: Run) -> None:
+    """Each step's log, from the guest's output disk."""
+    for step in run.steps:
+        path = run.out / f"{step.number:02d}-{step.name}.log"
+        step.log = path.read_text(errors="replace") if path.is_file() else "(no log)"
+
+
+def stop(popen: subprocess.Popen) -> None:
+    """End qemu and the socats it started (its own process group), if still running."""
+    if popen.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait(30)
+    # socats of connections that outlived qemu are in the same group.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(popen.pid, signal.SIGKILL)
+
+
+def tar_of(root: pathlib.Path, name: str) -> bytes:
+    """A tar of `root` whose top folder is `name` (the VM owner's files, for the seed)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(root, arcname=name)
+    return buffer.getvalue()
+
+
+def _run(argv: list[str | pathlib.Path]) -> None:
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        msg = f"{argv[0]} exited {done.returncode}: {done.stderr}"
+        raise RuntimeError(msg)
