@@ -24,7 +24,9 @@ test's to set (the consoles). KubeVirt boots a VM the same way with
 
 The guest's own configuration, beyond Debian's defaults:
 
-- systemd-networkd with DHCP on the virtio network card (qemu's user-mode network answers);
+- systemd-networkd with DHCP on the virtio network card (qemu's user-mode network
+  answers), taking the address only: no default route and no DNS server, so the guest
+  reaches nothing but its own subnet, where qemu forwards only what the test set up;
 - `bsls-seed.service`: when a disk labelled BSLS-SEED is attached, it is mounted read-only
   at /run/seed and its `run` runs as root once the network is up, as cloud-init's
   `runcmd` would (cloud-init itself would add tens of seconds to every boot under
@@ -91,6 +93,10 @@ Name=en* eth*
 DHCP=ipv4
 LinkLocalAddressing=no
 IPv6AcceptRA=no
+
+[DHCPv4]
+UseGateway=no
+UseDNS=no
 """
 SEED_LABEL = "BSLS-SEED"
 SEED_MOUNT = f"""\
