@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: all venv tools render render-all generate test unit lint e2e vm vm-deps vm-image fuzz load bench cluster test-cluster clean
+.PHONY: all venv tools render render-all generate golden test unit lint e2e vm vm-deps vm-image fuzz load bench cluster test-cluster clean
 
 all: test
 
@@ -34,6 +34,11 @@ render-all: venv
 
 generate: venv
 	$(PY) hack/gen_legacy.py
+
+## golden: rewrite the reviewed answers in tests/golden after an intended change.
+golden: venv
+	UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py
+	git --no-pager diff --stat tests/golden
 
 lint: venv
 	$(VENV)/bin/ruff check function tests bench hack

@@ -1,93 +1,67 @@
-"""Composing a BackupStorageLocationRepository: a Job that connects to or creates it.
+"""Composing a BackupStorageLocationRepository: a Job that connects to it or creates it.
 
-The repository is Ready once the Job completed. The Job's name carries a digest of the
-storage settings, so changing them runs it again; an unchanged repository keeps its
-completed Job.
+1. The init Job, named by the storage settings and the image, so a change runs it again
+   and an unchanged repository keeps its completed Job; its scripts; a NetworkPolicy
+   that admits nothing to its pod.
+2. Initialized: the Job completed, failed, or still runs.
+3. Status: which backend, and where.
 """
 
 from __future__ import annotations
 
-import pydantic
-from crossplane.function import resource, response
-from crossplane.function.proto.v1 import run_function_pb2 as fnv1
-
-from function import names, repository, status
-from function.models import BSLRSpec, FunctionInput, describe_error, user_spec
-from function.observed import Observed, normalise
-from function.resources import jobs, secrets
-from function.status import Conditions
-from function.tenancy import InputError, tenant_name
-
-SCRIPT_NAMES = ("repository-init.sh",)
+from function import names, pods
+from function.conditions import Condition, Initialized, JobProgress
+from function.connection import connect
+from function.memo import recipe
+from function.resources import configmaps, jobs
+from function.snapshot import RepositorySnapshot
+from function.step import Composition, Step
 
 
-def compose(
-    req: fnv1.RunFunctionRequest,  # noqa: ARG001 - same signature as bsls.compose
-    rsp: fnv1.RunFunctionResponse,
-    observed: Observed,
-    inp: FunctionInput,
-    namespace: str,
-) -> None:
-    """Compose the initialisation of one repository into `rsp`."""
-    xr = observed.xr
-    name = tenant_name(xr)
-    try:
-        spec = BSLRSpec.model_validate(normalise(user_spec(observed.xr_spec() or {})))
-    except pydantic.ValidationError as e:
-        msg = f"invalid BackupStorageLocationRepository: {describe_error(e, 'spec')}"
-        raise InputError(msg) from None
-
-    connection = repository.connection(spec)
-    # "repository-scripts", not "scripts": a BSLS of the same name has a "<name>-scripts".
-    scripts_cm = secrets.scripts(name, namespace, SCRIPT_NAMES, suffix="repository-scripts")
-    job = jobs.repository_init(
-        xr=name,
-        namespace=namespace,
-        image=inp.kopiaImage,
-        uid=inp.runAsUser,
-        connection=connection,
-        scripts_config_map=scripts_cm["metadata"]["name"],
-    )
-    job_name = job["metadata"]["name"]
+def compose(s: RepositorySnapshot) -> Composition:
+    """The initialisation of one repository."""
+    owner, namespace, image = s.xr.tenant, s.xr.namespace, s.input.kopiaImage
+    connection = connect(s.spec)
+    job_name = jobs.init_name(owner, connection, image)
     job_key = names.job_key(names.REPOSITORY_INIT, job_name)
-    desired = {
-        names.REPOSITORY_SCRIPTS: scripts_cm,
-        job_key: job,
-        names.NETWORK_POLICY: jobs.deny_ingress(name, namespace, "repository-init"),
+    # "repository-scripts", not "scripts": a BSLS of the same name has a "<name>-scripts".
+    scripts = names.owned(owner, "repository-scripts")
+    resources = {
+        names.REPOSITORY_SCRIPTS: recipe(
+            configmaps.scripts, owner, namespace, "repository-scripts", pods.REPOSITORY_SCRIPTS
+        ),
+        job_key: recipe(
+            jobs.repository_init,
+            owner=owner,
+            namespace=namespace,
+            image=image,
+            uid=s.input.runAsUser,
+            connection=connection,
+            scripts_config_map=scripts,
+        ),
+        names.NETWORK_POLICY: recipe(jobs.deny_ingress, owner, namespace, "repository-init"),
     }
-    status.emit(rsp, observed, desired)
-
-    conditions = Conditions()
-    obs = observed.get(job_key)
-    same = status.observed_name(obs) == job_name
-    if same and status.job_complete(obs):
-        conditions.set(
-            status.INITIALIZED,
+    progress = s.observed.job(job_key, job_name)
+    where, job = connection.location, f"{namespace}/{job_name}"
+    if progress is JobProgress.COMPLETE:
+        condition = Condition(
             True,
-            "Initialized",
-            f"The repository at {connection.location} is initialised (Job {job_name}).",
+            Initialized.INITIALIZED,
+            f"The repository at {where} is initialised (Job {job_name}).",
         )
-    elif same and status.job_failed(obs):
-        conditions.set(
-            status.INITIALIZED,
+    elif progress is JobProgress.FAILED:
+        condition = Condition(
             False,
-            "InitFailed",
-            f"Job {namespace}/{job_name} could not connect to or create the repository at "
-            f"{connection.location}. Its log says why (bad credentials, a missing bucket, or "
-            "a password that does not open the existing data): "
-            f"kubectl -n {namespace} logs job/{job_name}",
+            Initialized.INIT_FAILED,
+            f"Job {job} could not connect to or create the repository at {where}. Its log "
+            "says why (bad credentials, a missing bucket, or a password that does not open "
+            f"the existing data): kubectl -n {namespace} logs job/{job_name}",
         )
     else:
-        conditions.set(
-            status.INITIALIZED,
+        condition = Condition(
             False,
-            "Initializing",
-            f"Job {namespace}/{job_name} is connecting to or creating the repository at "
-            f"{connection.location}.",
+            Initialized.INITIALIZING,
+            f"Job {job} is connecting to or creating the repository at {where}.",
         )
-    resource.update(
-        rsp.desired.composite,
-        {"status": {"backend": connection.backend, "location": connection.location}},
-    )
-    response.set_conditions(rsp, *conditions.items)
-    status.announce(rsp, observed.xr, conditions)
+    status = {"backend": connection.backend, "location": connection.location}
+    return Composition((), (Step(resources, condition, None),), status)

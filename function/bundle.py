@@ -9,18 +9,14 @@ Nothing in it says anything about the storage or the repository password.
 
 from __future__ import annotations
 
-import functools
-
 from function import pods
+from function.memo import MEMO
 from function.resources.meta import b64, metadata
-from function.users import Resolved
 
 IDENTITY_ANNOTATION = "dataprotection.bsls.dev/identity"
 
 
-@functools.cache
-def connect_scripts() -> dict[str, str]:
-    """The connect scripts, base64 as they go into every credentials Secret."""
+def _connect_scripts() -> dict[str, str]:
     return {
         "connect-linux.sh": b64(pods.script("connect-linux.sh")),
         # Windows PowerShell 5 reads a script without a BOM as the ANSI code page, and
@@ -29,28 +25,35 @@ def connect_scripts() -> dict[str, str]:
     }
 
 
+def connect_scripts() -> dict[str, str]:
+    """The connect scripts, base64 as they go into every credentials Secret."""
+    return MEMO.value(_connect_scripts)
+
+
 def credentials_secret(  # noqa: PLR0917
-    xr: str,
+    owner: str,
     namespace: str,
-    resolved: Resolved,
+    name: str,
+    username: str,
+    hostname: str,
+    password: str,
     endpoint: str,
     trust_pem: bytes,
     fingerprint: str,
 ) -> dict:
     """Everything a VM owner needs to connect with verified TLS, and nothing about storage."""
-    user = resolved.user
-    assert resolved.password is not None  # noqa: S101 - callers pass only resolved users
+    identity = f"{username}@{hostname}"
     data: dict[str, str | bytes] = {
-        "identity": user.identity,
-        "username": user.username,
-        "hostname": user.hostname,
-        "password": resolved.password,
+        "identity": identity,
+        "username": username,
+        "hostname": hostname,
+        "password": password,
         "endpoint": endpoint,
         "ca.crt": trust_pem,
         "fingerprint": fingerprint,
     }
-    meta = metadata(resolved.secret_name, namespace, xr, "user-credentials")
-    meta["annotations"] = {IDENTITY_ANNOTATION: user.identity}
+    meta = metadata(name, namespace, owner, "user-credentials")
+    meta["annotations"] = {IDENTITY_ANNOTATION: identity}
     return {
         "apiVersion": "v1",
         "kind": "Secret",

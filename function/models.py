@@ -1,9 +1,7 @@
-"""Validated models of everything the function reads: its input, the XRs and the BSLR.
+"""Validated models of what the function reads: its input, the BSLS spec and the BSLR spec.
 
-Every model rejects unknown fields and wrong types, so an app team's typo becomes a
-message naming the field instead of a silently ignored setting. `describe_error` turns
-pydantic's errors into one sentence per field, in the path syntax of the XR
-(`spec.users[1].hostname`).
+The base types (strict models, object names, Secret references, error sentences) are in
+`kube.py`; the storage backends a BSLR can name are in `backends.py`.
 """
 
 from __future__ import annotations
@@ -13,8 +11,10 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from function.backends import Backend
+from function.kube import DNS_SUBDOMAIN, LocalRef, SecretKeyRef, Strict
 
 DEFAULT_API_VERSION = "dataprotection.bsls.dev/v1alpha1"
 DEFAULT_KOPIA_IMAGE = "kopia/kopia:0.23.1"
@@ -25,70 +25,8 @@ MAX_USERS = 500
 IDENTITY_PART = re.compile(r"^[a-z0-9\-_.]+$")
 # The hostname reserved for the identities the function itself uses in the repository.
 SYSTEM_HOSTNAME = "bsls-system"
-# Kubernetes object names (DNS-1123 subdomain) and Secret keys.
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 IMAGE = re.compile(r"^[^\s]+$")
 QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
-
-
-class Strict(BaseModel):
-    """Base for every model: unknown fields are errors, values are not coerced."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-def _object_name(value: str) -> str:
-    if len(value) > 253 or not DNS_SUBDOMAIN.match(value):
-        msg = (
-            f"{value!r} is not a valid Kubernetes object name: use at most 253 lowercase "
-            "letters, digits, '-' and '.', starting and ending with a letter or digit"
-        )
-        raise ValueError(msg)
-    return value
-
-
-def _secret_key(value: str) -> str:
-    if len(value) > 253 or not SECRET_KEY.match(value):
-        msg = f"{value!r} is not a valid Secret key: use letters, digits, '-', '_' and '.'"
-        raise ValueError(msg)
-    return value
-
-
-ObjectName = Annotated[str, pydantic.AfterValidator(_object_name)]
-SecretKeyName = Annotated[str, pydantic.AfterValidator(_secret_key)]
-
-
-class LocalRef(Strict):
-    """A reference to an object in the XR's own namespace (there is no namespace field)."""
-
-    name: ObjectName
-
-
-class SecretKeyRef(Strict):
-    """A key of a Secret in the XR's own namespace."""
-
-    name: ObjectName
-    key: SecretKeyName = "password"
-
-
-class CABundleRef(SecretKeyRef):
-    """A Secret key holding a PEM CA bundle."""
-
-    key: SecretKeyName = "ca.crt"
-
-
-class GCSCredentialsRef(SecretKeyRef):
-    """A Secret key holding a GCS service account key file."""
-
-    key: SecretKeyName = "service-account.json"
-
-
-class AzureCredentialsRef(SecretKeyRef):
-    """A Secret key holding an Azure storage account key."""
-
-    key: SecretKeyName = "AZURE_STORAGE_KEY"
 
 
 # ---------------------------------------------------------------------------- input
@@ -214,8 +152,12 @@ class TLSSpec(Strict):
     """Serving certificate options."""
 
     secretRef: LocalRef | None = None
-    additionalDNSNames: list[str] = Field(default_factory=list, max_length=64)
-    additionalIPAddresses: list[str] = Field(default_factory=list, max_length=64)
+    additionalDNSNames: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list, max_length=64
+    )
+    additionalIPAddresses: list[Annotated[str, Field(max_length=45)]] = Field(
+        default_factory=list, max_length=64
+    )
 
     @field_validator("additionalDNSNames")
     @classmethod
@@ -340,119 +282,11 @@ class BSLSSpec(Strict):
 # ---------------------------------------------------------------------------- BSLR
 
 
-class S3Backend(Strict):
-    """An S3 or S3-compatible bucket."""
-
-    bucket: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")
-    prefix: str = Field(default="", max_length=512)
-    region: str = Field(default="", max_length=64, pattern=r"^[a-z0-9-]*$")
-    endpoint: str = Field(default="", max_length=512)
-    insecureSkipTLSVerify: bool = False
-    caBundleSecretRef: CABundleRef | None = None
-    credentialsSecretRef: CredentialsRef | None = None
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        if not value:
-            return value
-        host = value.removeprefix("http://")
-        if "://" in host:
-            msg = (
-                f"{value!r} has a scheme kopia cannot use: give host[:port] for HTTPS, "
-                "or http://host[:port] for plain HTTP"
-            )
-            raise ValueError(msg)
-        if not re.match(r"^[A-Za-z0-9.\-\[\]:]+$", host):
-            msg = f"{value!r} is not host[:port] (no path, no spaces)"
-            raise ValueError(msg)
-        return value
-
-    @property
-    def plain_http(self) -> bool:
-        """Whether the endpoint asks for plain HTTP."""
-        return self.endpoint.startswith("http://")
-
-
-class CredentialsRef(Strict):
-    """A Secret holding S3 keys; the key names can be overridden."""
-
-    name: ObjectName
-    accessKeyIDKey: SecretKeyName = "AWS_ACCESS_KEY_ID"
-    secretAccessKeyKey: SecretKeyName = "AWS_SECRET_ACCESS_KEY"
-    sessionTokenKey: SecretKeyName | None = None
-
-
-class GCSBackend(Strict):
-    """A Google Cloud Storage bucket."""
-
-    bucket: str = Field(min_length=3, max_length=222, pattern=r"^[a-z0-9][a-z0-9._\-]*[a-z0-9]$")
-    prefix: str = Field(default="", max_length=512)
-    credentialsSecretRef: GCSCredentialsRef
-
-
-class AzureBackend(Strict):
-    """An Azure Blob Storage container."""
-
-    container: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9](-?[a-z0-9])*$")
-    prefix: str = Field(default="", max_length=512)
-    storageAccount: str = Field(min_length=3, max_length=24, pattern=r"^[a-z0-9]+$")
-    credentialsSecretRef: AzureCredentialsRef
-
-
-class PVCRef(Strict):
-    """A PersistentVolumeClaim in the same namespace."""
-
-    claimName: ObjectName
-
-
-class FilesystemBackend(Strict):
-    """A folder on a PersistentVolumeClaim, mounted into every pod that opens the repository."""
-
-    path: str = Field(default="/repository", pattern=r"^/[^\s]*$", max_length=256)
-    persistentVolumeClaim: PVCRef
-
-
-class Backend(Strict):
-    """Exactly one storage backend."""
-
-    s3: S3Backend | None = None
-    gcs: GCSBackend | None = None
-    azure: AzureBackend | None = None
-    filesystem: FilesystemBackend | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Backend:
-        chosen = [name for name in ("s3", "gcs", "azure", "filesystem") if getattr(self, name)]
-        if len(chosen) != 1:
-            got = ", ".join(chosen) if chosen else "none"
-            msg = f"set exactly one of s3, gcs, azure or filesystem (got {got})"
-            raise ValueError(msg)
-        return self
-
-    @property
-    def name(self) -> str:
-        """Which backend is set: s3, gcs, azure or filesystem."""
-        return next(n for n in ("s3", "gcs", "azure", "filesystem") if getattr(self, n))
-
-    @model_validator(mode="after")
-    def _prefix_slash(self) -> Backend:
-        for name in ("s3", "gcs", "azure"):
-            backend = getattr(self, name)
-            if backend is not None and backend.prefix and not backend.prefix.endswith("/"):
-                msg = f"{name}.prefix {backend.prefix!r} must end with '/' (e.g. {backend.prefix}/)"
-                raise ValueError(msg)
-        return self
-
-
 class BSLRSpec(Strict):
     """The spec of a BackupStorageLocationRepository."""
 
     passwordSecretRef: SecretKeyRef
-    backend: Backend
-
-
-S3Backend.model_rebuild()
+    backend: Backend  # type: ignore[valid-type]
 
 
 # Fields Crossplane itself writes into an XR's (or claim's) spec: not the user's input.
@@ -473,34 +307,3 @@ CROSSPLANE_SPEC_FIELDS = frozenset(
         "publishConnectionDetailsTo",
     }
 )
-
-
-def user_spec(spec: object) -> object:
-    """An XR's spec without the fields Crossplane manages (validated only by Crossplane)."""
-    if not isinstance(spec, dict):
-        return spec
-    return {k: v for k, v in spec.items() if k not in CROSSPLANE_SPEC_FIELDS}
-
-
-def describe_error(err: pydantic.ValidationError, root: str) -> str:
-    """Turn a validation error into one readable sentence per field.
-
-    Args:
-        err: The pydantic error.
-        root: The path of the validated object, e.g. `spec`.
-
-    Returns:
-        Messages such as `spec.users[1].hostname: 'VM' does not match ...`.
-    """
-    parts = []
-    for item in err.errors(include_url=False):
-        path = root
-        for loc in item["loc"]:
-            path += f"[{loc}]" if isinstance(loc, int) else f".{loc}"
-        msg = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            msg = "is not a known field (check the spelling against the API reference)"
-        elif item["type"] == "missing":
-            msg = "is required"
-        parts.append(f"{path}: {msg}")
-    return "; ".join(parts)

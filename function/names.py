@@ -55,8 +55,6 @@ REQ_SECRET_PREFIX = "secret-"
 SERVER_IDENTITY = ("server", "bsls-system")
 SYNC_IDENTITY = ("user-sync", "bsls-system")
 
-LABEL_XR = "dataprotection.bsls.dev/server"
-LABEL_REPOSITORY = "dataprotection.bsls.dev/repository"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 
 
@@ -78,30 +76,30 @@ def subdomain(name: str) -> str:
     return _fit(name, 253)
 
 
-def server(xr: str) -> str:
+def server(owner: str) -> str:
     """The Deployment and the Service; also the first label of the endpoint host."""
-    return label(xr)
+    return label(owner)
 
 
-def secret(xr: str, suffix: str) -> str:
-    """A Secret or ConfigMap owned by the XR."""
-    return subdomain(f"{xr}-{suffix}")
+def owned(owner: str, suffix: str) -> str:
+    """An object the XR owns that has a fixed role: `<xr>-<suffix>` (a subdomain)."""
+    return subdomain(f"{owner}-{suffix}")
 
 
-def job(xr: str, suffix: str, content_digest: str) -> str:
+def job(owner: str, suffix: str, content_digest: str) -> str:
     """A Job name that changes exactly when what the Job applies changes.
 
     Job names become a pod label (`job-name`), so they must fit in 63 characters.
     """
-    return f"{_fit(label(f'{xr}-{suffix}'), 52)}-{content_digest[:10]}"
+    return f"{_fit(label(f'{owner}-{suffix}'), 52)}-{content_digest[:10]}"
 
 
 @functools.lru_cache(maxsize=16384)
-def credentials(xr: str, username: str, hostname: str) -> str:
+def credentials(owner: str, username: str, hostname: str) -> str:
     """The credentials Secret of one user: readable, and unique by its digest suffix."""
     # Dots too become dashes: identities may hold "a..b" or "a-.b", never valid in a name.
-    readable = re.sub(r"[^a-z0-9-]", "-", f"{xr}-{username}-{hostname}".lower()).strip("-")
-    h = hashlib.sha256(f"credentials\0{xr}\0{username}@{hostname}".encode()).hexdigest()[:12]
+    readable = re.sub(r"[^a-z0-9-]", "-", f"{owner}-{username}-{hostname}".lower()).strip("-")
+    h = hashlib.sha256(f"credentials\0{owner}\0{username}@{hostname}".encode()).hexdigest()[:12]
     return f"{readable[:240].rstrip('-')}-{h}"
 
 

@@ -7,10 +7,11 @@ as a fixed non-root UID with a read-only root filesystem, so every path kopia wr
 
 from __future__ import annotations
 
-import functools
+import hashlib
 from importlib import resources
 
-from function.repository import Connection
+from function.connection import Connection
+from function.memo import MEMO
 
 SCRIPTS_DIR = "/scripts"
 CONFIG_DIR = "/app/config"
@@ -21,13 +22,30 @@ SCRATCH = {
     "home": "/home/kopia",
     "tmp": "/tmp",  # noqa: S108 - a private emptyDir, not the node's /tmp
 }
-SCRIPT_NAMES = ("server.sh", "user-sync.sh", "repository-init.sh")
+# The scripts each kind of XR ships to its pods (in its scripts ConfigMap).
+SERVER_SCRIPTS = ("server.sh", "user-sync.sh")
+REPOSITORY_SCRIPTS = ("repository-init.sh",)
 
 
-@functools.cache
-def script(name: str) -> str:
-    """The text of a pod script shipped in the package (`function/scripts`), read once."""
+def _read(name: str) -> str:
     return resources.files("function").joinpath("scripts", name).read_text(encoding="utf-8")
+
+
+def script(name: str) -> str:
+    """The text of a script shipped in the package (`function/scripts`), read once."""
+    return MEMO.value(_read, name)
+
+
+def _digest(script_names: tuple[str, ...]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(script_names):
+        h.update(name.encode() + b"\0" + script(name).encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def scripts_digest(script_names: tuple[str, ...]) -> str:
+    """A digest of some of the pod scripts: what a pod runs changes exactly when it does."""
+    return MEMO.value(_digest, script_names)
 
 
 def pod_security_context(uid: int) -> dict:
@@ -108,6 +126,48 @@ def kopia_container(
         "securityContext": container_security_context(),
         "resources": resources_,
     }
+
+
+def kopia_pod(
+    *,
+    uid: int,
+    name: str,
+    image: str,
+    script_name: str,
+    scripts_config_map: str,
+    connection: Connection,
+    identity: tuple[str, str],
+    env: list[dict],
+    mounts: list[dict],
+    volumes: list[dict],
+    resources_: dict,
+    restart_policy: str,
+) -> dict:
+    """A restricted pod that runs one of our scripts against the repository.
+
+    Its volumes: the scratch emptyDirs, the scripts, `volumes`, then the repository's.
+    """
+    container = kopia_container(
+        name=name,
+        image=image,
+        script_name=script_name,
+        connection=connection,
+        identity=identity,
+        env=env,
+        mounts=mounts,
+        resources_=resources_,
+    )
+    return pod_spec(
+        uid=uid,
+        containers=[container],
+        volumes=[
+            *scratch_volumes(),
+            scripts_volume(scripts_config_map),
+            *volumes,
+            *connection.volumes,
+        ],
+        restart_policy=restart_policy,
+    )
 
 
 def pod_spec(*, uid: int, containers: list[dict], volumes: list[dict], restart_policy: str) -> dict:

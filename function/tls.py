@@ -35,6 +35,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from function.entropy import Entropy
+from function.memo import MEMO
+
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 # Backdate new certificates a little so a node with a slow clock accepts them.
@@ -97,12 +100,10 @@ def digest(data: bytes) -> str:
 # ---------------------------------------------------------------------------- parsing
 
 
-@functools.lru_cache(maxsize=4096)
 def _load_certs(pem: bytes) -> tuple[x509.Certificate, ...]:
     return tuple(x509.load_pem_x509_certificates(pem))
 
 
-@functools.lru_cache(maxsize=4096)
 def _load_key(pem: bytes) -> PrivateKey:
     key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
@@ -114,7 +115,7 @@ def _load_key(pem: bytes) -> PrivateKey:
 def load_certificates(pem: bytes, what: str) -> tuple[x509.Certificate, ...]:
     """Parse one or more PEM certificates, or raise TLSError naming `what`."""
     try:
-        certs = _load_certs(pem)
+        certs = MEMO.value(_load_certs, pem)
     except ValueError as e:
         msg = f"{what} is not a PEM certificate ({e})"
         raise TLSError(msg) from None
@@ -127,7 +128,7 @@ def load_certificates(pem: bytes, what: str) -> tuple[x509.Certificate, ...]:
 def load_key(pem: bytes, what: str) -> PrivateKey:
     """Parse an unencrypted PEM private key, or raise TLSError naming `what`."""
     try:
-        return _load_key(pem)
+        return MEMO.value(_load_key, pem)
     except (ValueError, TypeError) as e:
         msg = f"{what} is not an unencrypted PEM private key ({e})"
         raise TLSError(msg) from None
@@ -140,13 +141,11 @@ def _public_bytes(key: PrivateKey | x509.Certificate) -> bytes:
     )
 
 
-@functools.lru_cache(maxsize=4096)
 def key_matches(cert: x509.Certificate, key: PrivateKey) -> bool:
     """Whether `key` is the private half of the certificate's public key."""
     return _public_bytes(cert) == _public_bytes(key)
 
 
-@functools.lru_cache(maxsize=4096)
 def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """Whether `issuer` signed `cert`."""
     try:
@@ -159,10 +158,6 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 # ---------------------------------------------------------------------------- generation
 
 
-def _new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
 def _key_pem(key: PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
@@ -171,48 +166,51 @@ def _key_pem(key: PrivateKey) -> bytes:
     )
 
 
-def new_ca(common_name: str, now: datetime.datetime, validity_days: int) -> CA:
+def _key_usage(*, signs_certificates: bool) -> x509.KeyUsage:
+    """Signatures only: a CA's on certificates (and CRLs), a leaf's in TLS handshakes."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        key_cert_sign=signs_certificates,
+        crl_sign=signs_certificates,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def new_ca(common_name: str, now: datetime.datetime, validity_days: int, entropy: Entropy) -> CA:
     """Generate a CA (ECDSA P-256) that may sign only end-entity certificates."""
-    key = _new_key()
+    key = entropy.private_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(entropy.serial_number())
         .not_valid_before(now - CLOCK_SKEW)
         .not_valid_after(now + datetime.timedelta(days=validity_days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(signs_certificates=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+        .sign(key, hashes.SHA256(), ecdsa_deterministic=True)
     )
     return CA(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key), cert, key)
 
 
-def new_leaf(
+def new_leaf(  # noqa: PLR0917
     ca: CA,
     dns_names: list[str],
     ip_addresses: list[str],
     now: datetime.datetime,
     validity_days: int,
+    entropy: Entropy,
 ) -> Leaf:
     """Issue a serving certificate for the given names under `ca`."""
-    key = _new_key()
+    key = entropy.private_key()
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
     sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
     not_after = min(now + datetime.timedelta(days=validity_days), ca.cert.not_valid_after_utc)
@@ -221,30 +219,17 @@ def new_leaf(
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0][:64])]))
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(entropy.serial_number())
         .not_valid_before(now - CLOCK_SKEW)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_encipherment=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                content_commitment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(signs_certificates=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
         )
-        .sign(ca.key, hashes.SHA256())
+        .sign(ca.key, hashes.SHA256(), ecdsa_deterministic=True)
     )
     chain = cert.public_bytes(serialization.Encoding.PEM) + ca.cert_pem
     return Leaf(chain, _key_pem(key), cert)
@@ -255,14 +240,13 @@ def new_leaf(
 
 def parse_ca(cert_pem: bytes, key_pem: bytes, now: datetime.datetime) -> CA:
     """Load an observed CA, or raise TLSError saying why it cannot be used."""
-    ca = _load_ca(cert_pem, key_pem)
+    ca = MEMO.value(_load_ca, cert_pem, key_pem)
     if ca.cert.not_valid_after_utc <= now:
         msg = f"the CA certificate expired at {rfc3339(ca.cert.not_valid_after_utc)}"
         raise TLSError(msg)
     return ca
 
 
-@functools.lru_cache(maxsize=1024)
 def _load_ca(cert_pem: bytes, key_pem: bytes) -> CA:
     """The parts of loading a CA that do not depend on the time, once per CA."""
     cert = load_certificates(cert_pem, "the CA certificate")[0]
@@ -300,7 +284,25 @@ def leaf_names(cert: x509.Certificate) -> tuple[set[str], set[str]]:
     return dns, ips
 
 
-def reissue_reason(  # noqa: PLR0911
+def _leaf_problem(ca_pem: bytes, chain_pem: bytes, key_pem: bytes) -> str | None:
+    """What makes an observed leaf unusable under a CA, whatever the time, or None."""
+    try:
+        ca = load_certificates(ca_pem, "the CA certificate")[0]
+        certs = load_certificates(chain_pem, "the serving certificate")
+        key = load_key(key_pem, "the serving key")
+    except TLSError as e:
+        return str(e)
+    leaf = certs[0]
+    if not key_matches(leaf, key):
+        return "the serving key does not match the serving certificate"
+    if not signed_by(leaf, ca):
+        return "the serving certificate is not signed by the current CA"
+    if len(certs) < 2 or certs[-1] != ca:
+        return "the served chain does not end with the signing CA"
+    return None
+
+
+def reissue_reason(
     ca: CA,
     *,
     chain_pem: bytes,
@@ -311,18 +313,10 @@ def reissue_reason(  # noqa: PLR0911
     renew_before: datetime.timedelta,
 ) -> str | None:
     """Why an observed leaf must be re-issued, or None when it is healthy and is kept."""
-    try:
-        certs = load_certificates(chain_pem, "the serving certificate")
-        key = load_key(key_pem, "the serving key")
-    except TLSError as e:
-        return str(e)
-    leaf = certs[0]
-    if not key_matches(leaf, key):
-        return "the serving key does not match the serving certificate"
-    if not signed_by(leaf, ca.cert):
-        return "the serving certificate is not signed by the current CA"
-    if len(certs) < 2 or certs[-1] != ca.cert:
-        return "the served chain does not end with the signing CA"
+    problem = MEMO.value(_leaf_problem, ca.cert_pem, chain_pem, key_pem)
+    if problem is not None:
+        return problem
+    leaf = load_certificates(chain_pem, "the serving certificate")[0]
     if leaf.not_valid_after_utc - renew_before <= now:
         return f"the serving certificate expires at {rfc3339(leaf.not_valid_after_utc)}"
     have_dns, have_ips = leaf_names(leaf)
@@ -481,6 +475,7 @@ def _signer(
     now: datetime.datetime,
     ca_validity_days: int,
     rollover: datetime.timedelta,
+    entropy: Entropy,
 ) -> tuple[CA, CA | None, str, str, str]:
     """The signing CA and the next one: (ca, next_ca, ca_event, reason, replaced)."""
     ca, problem = _parse_optional_ca(observed_ca, now)
@@ -495,10 +490,11 @@ def _signer(
         if observed_ca is None and leaf_observed:
             problem = "the CA Secret is gone while a serving certificate still exists"
         event = "regenerated" if problem else "issued"
-        return new_ca(common_name, now, ca_validity_days), None, event, problem, ""
+        return new_ca(common_name, now, ca_validity_days, entropy), None, event, problem, ""
     if next_ca is None and ca.cert.not_valid_after_utc - 2 * rollover <= now:
         why = f"the CA expires at {rfc3339(ca.cert.not_valid_after_utc)}"
-        return ca, new_ca(common_name, now, ca_validity_days), "rollover-started", why, ""
+        next_ca = new_ca(common_name, now, ca_validity_days, entropy)
+        return ca, next_ca, "rollover-started", why, ""
     return ca, next_ca, "kept", "", ""
 
 
@@ -514,6 +510,7 @@ def ensure(
     leaf_validity_days: int,
     renew_before: datetime.timedelta,
     rollover: datetime.timedelta,
+    entropy: Entropy,
     observed_next_ca: tuple[bytes, bytes] | None = None,
 ) -> Plan:
     """Keep healthy material byte for byte; re-issue only what is missing, unusable or due.
@@ -534,6 +531,7 @@ def ensure(
         now=now,
         ca_validity_days=ca_validity_days,
         rollover=rollover,
+        entropy=entropy,
     )
     switch_at = generated_at(next_ca.cert) + rollover if next_ca is not None else None
     leaf_event = "issued"
@@ -554,5 +552,5 @@ def ensure(
         leaf_event = "renewed"
         if ca_event in ("kept", "rollover-started"):
             reason = why if ca_event == "kept" else f"{reason}; {why}"
-    leaf = new_leaf(ca, dns_names, ip_addresses, now, leaf_validity_days)
+    leaf = new_leaf(ca, dns_names, ip_addresses, now, leaf_validity_days, entropy)
     return Plan(ca, next_ca, leaf, ca_event, leaf_event, reason, replaced, switch_at)

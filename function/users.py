@@ -1,4 +1,4 @@
-"""Users: where each password comes from, the credentials bundle, and the sync digest.
+"""Users: where each password comes from, and the digest of what a sync applies.
 
 A password comes from the user's `passwordSecretRef` or, without one, is generated
 once and kept in the user's credentials Secret, which the function reads back on every
@@ -8,18 +8,15 @@ good sync made it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import functools
 import hashlib
 import hmac
 import json
-import secrets
+from collections.abc import Callable, Mapping
 
 from function import names
 from function.models import User
-from function.safe import mapping
+from function.snapshot import decode
 
 MAX_PASSWORD_BYTES = 1024
 
@@ -29,33 +26,24 @@ class Resolved:
     """A user with the password the sync applies, or the reason there is none."""
 
     user: User
-    secret_name: str
+    secret_name: str  # the user's credentials Secret
     password: str | None
     problem: str | None = None
-    generated: bool = False
 
 
-def generate_password() -> str:
-    """A strong, URL-safe password (192 bits of entropy)."""
-    return secrets.token_urlsafe(24)
-
-
-def secret_value(secret: dict, key: str, what: str) -> str:
-    """Decode `data[key]` of an observed Secret, or raise ValueError saying what is wrong."""
-    data = secret.get("data") if isinstance(secret, dict) else None
+def secret_value(secret: Mapping, key: str, what: str) -> str:
+    """`data[key]` of a Secret as text, or raise ValueError saying what is wrong."""
+    data = secret.get("data")
     if not isinstance(data, dict) or key not in data:
         msg = f"{what} has no key {key!r}"
         raise ValueError(msg)
     raw = data[key]
-    try:
-        value = base64.b64decode(raw, validate=True) if isinstance(raw, str) else None
-    except (binascii.Error, ValueError):
-        value = None
-    if value is None:
+    value = decode(raw) if isinstance(raw, str) else b""
+    if not value and raw != "":
         msg = f"{what} key {key!r} is not valid base64"
         raise ValueError(msg)
     try:
-        return value.decode("utf-8")
+        return (value or b"").decode("utf-8")
     except UnicodeDecodeError:
         msg = f"{what} key {key!r} is not UTF-8 text"
         raise ValueError(msg) from None
@@ -78,28 +66,44 @@ def check_password(password: str, what: str) -> str:
     return password
 
 
+def kept_password(encoded: str | None) -> str | None:
+    """A generated password read back from its Secret (still base64), if it is usable."""
+    value = decode(encoded)
+    if not value:
+        return None
+    try:
+        return check_password(value.decode("utf-8"), "")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 def resolve(
     users: list[User],
     *,
-    xr: str,
-    observed_credentials: dict[str, dict],
-    required_secrets: dict[str, dict | None],
+    owner: str,
+    kept: Mapping[str, str],
+    required_secrets: Mapping[str, dict | None],
+    generate: Callable[[], str],
 ) -> list[Resolved]:
     """Find every user's password.
 
     Args:
         users: The users in the spec.
-        xr: The XR's name (credentials Secret names derive from it).
-        observed_credentials: Observed credentials Secrets by identity.
+        owner: The XR's tenant name (credentials Secret names derive from it).
+        kept: Generated passwords read back from the credentials Secrets, by identity,
+            still base64.
         required_secrets: Password Secrets by name; None when Crossplane found none,
             absent when the requirement has not been resolved yet.
+        generate: Where a new password comes from.
     """
     out = []
     for index, user in enumerate(users):
-        name = names.credentials(xr, user.username, user.hostname)
+        name = names.credentials(owner, user.username, user.hostname)
         ref = user.passwordSecretRef
         if ref is None:
-            out.append(_generated(user, name, observed_credentials.get(user.identity)))
+            # None yet, or our own Secret was edited into something unusable: a new one.
+            password = kept_password(kept.get(user.identity)) or generate()
+            out.append(Resolved(user, name, password))
             continue
         what = f"spec.users[{index}] ({user.identity}): Secret {ref.name}"
         if ref.name not in required_secrets:
@@ -121,23 +125,6 @@ def resolve(
             continue
         out.append(Resolved(user, name, password))
     return out
-
-
-def _generated(user: User, name: str, observed: dict | None) -> Resolved:
-    kept = _kept_password(mapping(observed, "data").get("password")) if observed else None
-    if kept is not None:
-        return Resolved(user, name, kept)
-    # None yet, or our own Secret was edited into something unusable: issue a new one.
-    return Resolved(user, name, generate_password(), generated=True)
-
-
-@functools.lru_cache(maxsize=16384)
-def _kept_password(encoded: object) -> str | None:
-    """A generated password read back from its Secret (still base64), if it is usable."""
-    try:
-        return check_password(secret_value({"data": {"password": encoded}}, "password", ""), "")
-    except (ValueError, TypeError):
-        return None
 
 
 def sync_digest(hmac_key: str, users: list[Resolved], settings: dict) -> str:

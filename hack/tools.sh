@@ -16,7 +16,8 @@ build() {
   name=$1
   package=$2
   dir="$root/tools/$name"
-  version=$(sha256sum "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-16)
+  # The digest of the contents only: the same in every clone, wherever it lives.
+  version=$(cat "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-16)
   target="$cache/$name-$version"
   if [ ! -x "$target" ]; then
     echo "building $name ($package, go.mod digest $version); the first build takes minutes"

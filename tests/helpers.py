@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import pathlib
 
 import yaml
 from crossplane.function import resource
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from function.fn import FunctionRunner
 
@@ -35,6 +38,34 @@ def required_pool() -> list[dict]:
     for f in sorted((EXAMPLES / "required").glob("*.yaml")):
         out += load(f)
     return out
+
+
+class SeededEntropy:
+    """Reproducible key material: the same seed gives the same keys, serials, passwords.
+
+    Keys come from a counter hashed with the seed (a valid P-256 scalar); with the
+    function's deterministic ECDSA signatures, certificates are then byte-identical
+    from run to run, so whole answers can be compared with a reviewed file.
+    """
+
+    def __init__(self, seed: str = "tests") -> None:
+        self._seed = seed.encode()
+        self._counter = 0
+
+    def _next(self, what: bytes) -> bytes:
+        self._counter += 1
+        return hashlib.sha256(self._seed + what + self._counter.to_bytes(8, "big")).digest()
+
+    def private_key(self) -> ec.EllipticCurvePrivateKey:
+        order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+        value = int.from_bytes(self._next(b"key"), "big") % (order - 1) + 1
+        return ec.derive_private_key(value, ec.SECP256R1())
+
+    def serial_number(self) -> int:
+        return int.from_bytes(self._next(b"serial")[:19], "big") | 1
+
+    def password(self) -> str:
+        return base64.urlsafe_b64encode(self._next(b"password")[:24]).decode()
 
 
 class Clock:

@@ -12,13 +12,14 @@ Checks every Markdown file a user reads (README.md, docs/*.md, examples/README.m
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import pathlib
 import re
 
 import pytest
 import yaml
+
+from function.conditions import REASONS
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = sorted([ROOT / "README.md", ROOT / "examples" / "README.md", *(ROOT / "docs").glob("*.md")])
@@ -257,98 +258,30 @@ def test_the_block_parser_skips_output_heredocs_and_continuations() -> None:
 # ---------------------------------------------------------------------------- conditions
 
 
-def _sources() -> list[pathlib.Path]:
-    return sorted((ROOT / "function").rglob("*.py"))
-
-
-def _reason_fields() -> dict[str, int]:
-    """Classes with a `reason` field, and its position among the fields."""
-    out = {}
-    for path in _sources():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ClassDef):
-                fields = [
-                    s.target.id
-                    for s in node.body
-                    if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
-                ]
-                if "reason" in fields:
-                    out[node.name] = fields.index("reason")
-    return out
-
-
-def _text(node: ast.AST | None) -> str | None:
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
-    return None
-
-
-def _reasons_in(tree: ast.AST, reason_fields: dict[str, int]) -> set[str]:
-    """Reason literals, wherever they travel towards `conditions.set(type, ok, reason, …)`.
-
-    Directly as its third argument; in a `reason` field of a dataclass such as `Repo`
-    or `ServedTLS` (by keyword or position); or assigned to a variable named `reason`.
-    """
-    found: set[str | None] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if name == "set" and isinstance(func, ast.Attribute) and len(node.args) >= 3:
-                owner = func.value
-                if isinstance(owner, ast.Name) and owner.id == "conditions":
-                    found.add(_text(node.args[2]))
-            if name in reason_fields and len(node.args) > reason_fields[name]:
-                found.add(_text(node.args[reason_fields[name]]))
-            found.update(_text(k.value) for k in node.keywords if k.arg == "reason")
-        elif isinstance(node, ast.Assign):
-            for target in node.targets:
-                if isinstance(target, ast.Name) and target.id == "reason":
-                    found.add(_text(node.value))
-                elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
-                    for t, v in zip(target.elts, node.value.elts, strict=False):
-                        if isinstance(t, ast.Name) and t.id == "reason":
-                            found.add(_text(v))
-    return {r for r in found if r}
-
-
-def condition_reasons() -> set[str]:
-    """Every condition reason the function can set."""
-    fields = _reason_fields()
-    reasons: set[str] = set()
-    for path in _sources():
-        reasons |= _reasons_in(ast.parse(path.read_text(encoding="utf-8")), fields)
-    return reasons
-
-
-def direct_reasons_by_regex() -> set[str]:
-    """The reasons written straight into `conditions.set(...)` calls, found by a regex."""
-    call = re.compile(r"conditions\.set\(\s*[^,()]+,\s*[^,()]+,\s*\"(?P<reason>[A-Za-z]+)\"")
-    return {
-        m["reason"] for path in _sources() for m in call.finditer(path.read_text(encoding="utf-8"))
-    }
-
-
-def condition_types() -> set[str]:
-    text = (ROOT / "function" / "status.py").read_text(encoding="utf-8")
-    return set(re.findall(r'^[A-Z_]+ = "([A-Za-z]+)"$', text, flags=re.MULTILINE))
-
-
 def test_every_condition_reason_is_explained_in_troubleshooting() -> None:
-    reasons = condition_reasons()
-    # The extraction itself: the regex and the AST agree on direct calls, and reasons
-    # that travel through variables and dataclasses are found too.
-    assert direct_reasons_by_regex() <= reasons
-    assert {"Synced", "Initializing", "NotDeployed"} <= direct_reasons_by_regex()
-    assert {"NotFound", "RepositoryInUse", "CARegenerated", "Renewed", "Provided"} <= reasons
     text = TROUBLESHOOTING.read_text(encoding="utf-8")
-    missing = sorted(r for r in reasons if f"`{r}`" not in text)
+    missing = sorted(
+        f"{typ}/{reason}"
+        for typ, reasons in REASONS.items()
+        for reason in reasons
+        if f"`{reason}`" not in text
+    )
     assert not missing, f"docs/troubleshooting.md does not explain: {missing}"
 
 
 def test_every_condition_type_is_explained_in_troubleshooting() -> None:
-    types = condition_types()
-    assert {"RepositoryReady", "TLSReady", "UsersSynced", "ServerAvailable", "Initialized"} <= types
+    expected = {"RepositoryReady", "TLSReady", "UsersSynced", "ServerAvailable", "Initialized"}
+    assert expected <= set(REASONS)
     text = TROUBLESHOOTING.read_text(encoding="utf-8")
-    missing = sorted(t for t in types if f"## {t}" not in text)
+    missing = sorted(t for t in REASONS if f"## {t}" not in text)
     assert not missing, f"docs/troubleshooting.md has no section for: {missing}"
+
+
+def test_each_condition_section_lists_exactly_the_reasons_it_can_have() -> None:
+    """The other way round too: no section documents a reason its condition cannot have."""
+    text = TROUBLESHOOTING.read_text(encoding="utf-8")
+    for typ, reasons in REASONS.items():
+        section = re.search(rf"^## {typ}\b.*?(?=^## |\Z)", text, flags=re.MULTILINE | re.DOTALL)
+        assert section is not None, typ
+        rows = re.findall(r"^\| `([A-Za-z]+)` \|", section.group(0), flags=re.MULTILINE)
+        assert set(rows) == {str(r) for r in reasons}, (typ, sorted(rows))

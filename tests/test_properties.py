@@ -11,10 +11,11 @@ import copy
 import os
 
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from function.fn import FunctionRunner
+from function.memo import MEMO
 from tests import helpers as h
 
 settings.register_profile(
@@ -176,7 +177,9 @@ OBSERVED_KEYS = (
     "tls-ca",
     "tls-server",
     "control",
-    "credentials-bob@vm-bob",
+    "ca-bundle",
+    "user-bob@vm-bob",
+    "credentials-bob@vm-bob",  # before 0.2
     "server",
     "user-sync-0123456789",
     "service",
@@ -199,7 +202,16 @@ OBSERVED_KEYS = (
                 st.text(max_size=20),
                 st.dictionaries(
                     st.sampled_from(
-                        ["ca.crt", "ca.key", "tls.crt", "tls.key", "password", "hmac-key"]
+                        [
+                            "ca.crt",
+                            "ca.key",
+                            "next-ca.crt",
+                            "next-ca.key",
+                            "tls.crt",
+                            "tls.key",
+                            "password",
+                            "hmac-key",
+                        ]
                     ),
                     base64ish,
                     max_size=4,
@@ -222,3 +234,32 @@ def test_any_observed_state_gets_an_answer(observed: dict) -> None:
 )
 def test_any_function_input_gets_an_answer(inp: object) -> None:
     check(run(h.example("bsls.yaml"), inp=inp if isinstance(inp, dict) else {"x": inp}))
+
+
+def _answers(xr: dict, *, memo: bool) -> list[bytes]:
+    """A first reconcile and a settled one, with reproducible key material."""
+    MEMO.clear()
+    MEMO.enabled = memo
+    try:
+        runner = FunctionRunner(clock=h.Clock(), entropy=h.SeededEntropy("memo"))
+        first = h.reconcile(xr, runner=runner)
+        settled = h.reconcile(xr, observed=h.as_observed(first), runner=runner)
+        return [r.SerializeToString(deterministic=True) for r in (first, settled)]
+    finally:
+        MEMO.enabled = True
+        MEMO.clear()
+
+
+@given(spec=mutated(base_spec()))
+@example(spec=base_spec())
+def test_the_memo_never_changes_an_answer(spec: object) -> None:
+    xr = h.example("bsls.yaml")
+    xr["spec"] = spec
+    assert _answers(xr, memo=True) == _answers(xr, memo=False)
+
+
+@given(bslr_spec=mutated(h.example("bslr-s3.yaml")["spec"]))
+def test_the_memo_never_changes_a_repositorys_answer(bslr_spec: object) -> None:
+    xr = h.example("bslr-s3.yaml")
+    xr["spec"] = bslr_spec
+    assert _answers(xr, memo=True) == _answers(xr, memo=False)

@@ -13,6 +13,7 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from function import tls
+from function.entropy import system_entropy
 
 NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.UTC)
 DNS = ["vm-backups.team-a.svc", "vm-backups", "vm-backups.team-a"]
@@ -36,6 +37,7 @@ def ensure(
         leaf_validity_days=365,
         renew_before=RENEW,
         rollover=ROLLOVER,
+        entropy=system_entropy,
     )
 
 
@@ -194,6 +196,7 @@ def test_leaf_never_outlives_its_ca() -> None:
         leaf_validity_days=365,
         renew_before=RENEW,
         rollover=datetime.timedelta(days=3),
+        entropy=system_entropy,
     )
     assert plan.leaf.not_after <= plan.ca.cert.not_valid_after_utc
 

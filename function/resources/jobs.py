@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from function import names, pods
-from function.repository import Connection
+from function.connection import Connection
 from function.resources.meta import labels, metadata
 
 USERS_DIR = "/etc/bsls/users"
@@ -18,16 +18,16 @@ JOB_RESOURCES = {
 ACTIVE_DEADLINE_SECONDS = 3600
 
 
-def _job(name: str, namespace: str, xr: str, component: str, pod: dict) -> dict:
+def _job(name: str, namespace: str, owner: str, component: str, pod: dict) -> dict:
     # No ttlSecondsAfterFinished: Crossplane would re-create a Job that deleted itself.
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": metadata(name, namespace, xr, component),
+        "metadata": metadata(name, namespace, owner, component),
         "spec": {
             "backoffLimit": 4,
             "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
-            "template": {"metadata": {"labels": labels(xr, component)}, "spec": pod},
+            "template": {"metadata": {"labels": labels(owner, component)}, "spec": pod},
         },
     }
 
@@ -48,7 +48,7 @@ def users_volume(sources: tuple[tuple[str, str], ...]) -> dict:
 
 def user_sync(
     *,
-    xr: str,
+    owner: str,
     namespace: str,
     digest: str,
     image: str,
@@ -78,10 +78,20 @@ def user_sync(
             "valueFrom": {"secretKeyRef": {"name": control_secret, "key": "password"}},
         },
     ]
-    container = pods.kopia_container(
+    server_ca = {
+        "name": "server-ca",
+        "configMap": {
+            "name": ca_bundle,
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            "defaultMode": 0o444,
+        },
+    }
+    pod = pods.kopia_pod(
+        uid=uid,
         name="user-sync",
         image=image,
         script_name="user-sync.sh",
+        scripts_config_map=scripts_config_map,
         connection=connection,
         identity=names.SYNC_IDENTITY,
         env=env,
@@ -89,29 +99,16 @@ def user_sync(
             {"name": "users", "mountPath": USERS_DIR, "readOnly": True},
             {"name": "server-ca", "mountPath": SERVER_CA_DIR, "readOnly": True},
         ],
+        volumes=[users_volume(sources), server_ca],
         resources_=JOB_RESOURCES,
+        restart_policy="Never",
     )
-    volumes = [
-        *pods.scratch_volumes(),
-        pods.scripts_volume(scripts_config_map),
-        users_volume(sources),
-        {
-            "name": "server-ca",
-            "configMap": {
-                "name": ca_bundle,
-                "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                "defaultMode": 0o444,
-            },
-        },
-        *connection.volumes,
-    ]
-    pod = pods.pod_spec(uid=uid, containers=[container], volumes=volumes, restart_policy="Never")
-    return _job(names.job(xr, "user-sync", digest), namespace, xr, "user-sync", pod)
+    return _job(names.job(owner, "user-sync", digest), namespace, owner, "user-sync", pod)
 
 
 def repository_init(
     *,
-    xr: str,
+    owner: str,
     namespace: str,
     image: str,
     uid: int,
@@ -119,34 +116,36 @@ def repository_init(
     scripts_config_map: str,
 ) -> dict:
     """The Job that connects to the repository or creates it on empty storage."""
-    container = pods.kopia_container(
+    pod = pods.kopia_pod(
+        uid=uid,
         name="repository-init",
         image=image,
         script_name="repository-init.sh",
+        scripts_config_map=scripts_config_map,
         connection=connection,
         identity=names.SERVER_IDENTITY,
         env=[],
         mounts=[],
+        volumes=[],
         resources_=JOB_RESOURCES,
+        restart_policy="Never",
     )
-    volumes = [
-        *pods.scratch_volumes(),
-        pods.scripts_volume(scripts_config_map),
-        *connection.volumes,
-    ]
-    pod = pods.pod_spec(uid=uid, containers=[container], volumes=volumes, restart_policy="Never")
-    # Re-run the initialisation when the storage settings or the image change.
+    return _job(init_name(owner, connection, image), namespace, owner, "repository-init", pod)
+
+
+def init_name(owner: str, connection: Connection, image: str) -> str:
+    """The init Job's name: it runs again when the storage settings or the image change."""
     digest = hashlib.sha256(f"{connection.digest}:{image}".encode()).hexdigest()
-    return _job(names.job(xr, "init", digest), namespace, xr, "repository-init", pod)
+    return names.job(owner, "init", digest)
 
 
-def deny_ingress(xr: str, namespace: str, component: str) -> dict:
+def deny_ingress(owner: str, namespace: str, component: str) -> dict:
     """A NetworkPolicy that admits no connection to one component's pods (they serve none)."""
-    full = labels(xr, component)
+    full = labels(owner, component)
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": metadata(names.secret(xr, component), namespace, xr, "network-policy"),
+        "metadata": metadata(names.owned(owner, component), namespace, owner, "network-policy"),
         "spec": {
             "podSelector": {
                 "matchLabels": {

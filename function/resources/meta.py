@@ -7,19 +7,19 @@ import base64
 from function import names
 
 
-def labels(xr: str, component: str) -> dict[str, str]:
+def labels(owner: str, component: str) -> dict[str, str]:
     """Labels that tie an object to its XR and say what it is."""
     return {
         "app.kubernetes.io/name": "kopia",
-        "app.kubernetes.io/instance": names.label(xr),
+        "app.kubernetes.io/instance": names.label(owner),
         names.LABEL_COMPONENT: component,
         "app.kubernetes.io/managed-by": "function-bsls",
     }
 
 
-def metadata(name: str, namespace: str, xr: str, component: str, **extra: dict) -> dict:
+def metadata(name: str, namespace: str, owner: str, component: str, **extra: dict) -> dict:
     """Metadata with an explicit namespace: nothing is left to defaulting."""
-    meta: dict = {"name": name, "namespace": namespace, "labels": labels(xr, component)}
+    meta: dict = {"name": name, "namespace": namespace, "labels": labels(owner, component)}
     meta.update(extra)
     return meta
 

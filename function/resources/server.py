@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from function import names, pods
-from function.models import BSLSSpec
-from function.repository import Connection
+from function.connection import Connection
+from function.models import PeerSpec, Resources
 from function.resources.meta import labels, metadata
 
 CONTAINER_PORT = 51515
@@ -18,35 +20,37 @@ DEFAULT_RESOURCES = {
 }
 
 
-def selector(xr: str, component: str = "server") -> dict[str, str]:
+def selector(owner: str, component: str = "server") -> dict[str, str]:
     """The labels that select one component's pods."""
-    full = labels(xr, component)
+    full = labels(owner, component)
     return {k: full[k] for k in ("app.kubernetes.io/instance", names.LABEL_COMPONENT)}
 
 
-def resources_for(spec: BSLSSpec) -> dict:
+def resources_for(overrides: Resources | None) -> dict[str, dict[str, str]]:
     """The server's compute resources: the defaults, overridden field by field."""
     out = {k: dict(v) for k, v in DEFAULT_RESOURCES.items()}
-    if (res := spec.server.resources) is not None:
-        out["requests"].update(res.requests or {})
-        out["limits"].update(res.limits or {})
+    if overrides is not None:
+        out["requests"].update(overrides.requests or {})
+        out["limits"].update(overrides.limits or {})
     return out
 
 
 def deployment(
     *,
-    xr: str,
+    owner: str,
     namespace: str,
-    spec: BSLSSpec,
     image: str,
     uid: int,
+    log_level: str,
+    resources: Mapping[str, Mapping[str, str]],
+    metrics: bool,
     connection: Connection,
     tls_secret: str,
     append_ca: bool,
     control_secret: str,
     control_username: str,
     scripts_config_map: str,
-    rollout: dict[str, str],
+    rollout: Mapping[str, str],
 ) -> dict:
     """The server Deployment.
 
@@ -63,105 +67,109 @@ def deployment(
             "name": "KOPIA_SERVER_CONTROL_PASSWORD",
             "valueFrom": {"secretKeyRef": {"name": control_secret, "key": "password"}},
         },
-        {"name": "BSLS_LOG_LEVEL", "value": spec.server.logLevel},
+        {"name": "BSLS_LOG_LEVEL", "value": log_level},
     ]
     tls_items = [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]
     if append_ca:
         env.append({"name": "BSLS_TLS_APPEND_CA", "value": "true"})
         tls_items.append({"key": "ca.crt", "path": "ca.crt"})
-    container = pods.kopia_container(
+    if metrics:
+        env.append({"name": "BSLS_METRICS_ADDRESS", "value": f"0.0.0.0:{METRICS_PORT}"})
+    pod = pods.kopia_pod(
+        uid=uid,
         name="kopia",
-        image=spec.server.image or image,
+        image=image,
         script_name="server.sh",
+        scripts_config_map=scripts_config_map,
         connection=connection,
         identity=names.SERVER_IDENTITY,
         env=env,
         mounts=[{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}],
-        resources_=resources_for(spec),
+        volumes=[
+            {
+                "name": "tls",
+                "secret": {"secretName": tls_secret, "items": tls_items, "defaultMode": 0o440},
+            }
+        ],
+        resources_={k: dict(v) for k, v in resources.items()},
+        restart_policy="Always",
     )
+    [container] = pod["containers"]
     container["ports"] = [{"name": "kopia", "containerPort": CONTAINER_PORT, "protocol": "TCP"}]
-    if spec.metrics.enabled:
-        container["env"].append(
-            {"name": "BSLS_METRICS_ADDRESS", "value": f"0.0.0.0:{METRICS_PORT}"}
-        )
+    if metrics:
         container["ports"].append(
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}
         )
     probe = {"tcpSocket": {"port": "kopia"}, "periodSeconds": 10}
     container["readinessProbe"] = {**probe, "initialDelaySeconds": 2}
     container["livenessProbe"] = {**probe, "initialDelaySeconds": 30, "failureThreshold": 6}
-    volumes = [
-        *pods.scratch_volumes(),
-        pods.scripts_volume(scripts_config_map),
-        {
-            "name": "tls",
-            "secret": {"secretName": tls_secret, "items": tls_items, "defaultMode": 0o440},
-        },
-        *connection.volumes,
-    ]
-    pod_labels = labels(xr, "server")
+    pod_labels = labels(owner, "server")
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(names.server(xr), namespace, xr, "server"),
+        "metadata": metadata(names.server(owner), namespace, owner, "server"),
         "spec": {
             "replicas": 1,
             # Never two servers at once: they would both run maintenance as the owner.
             "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": selector(xr)},
+            "selector": {"matchLabels": selector(owner)},
             "template": {
                 "metadata": {
                     "labels": pod_labels,
                     "annotations": {ANNOTATION_PREFIX + k: v for k, v in sorted(rollout.items())},
                 },
-                "spec": pods.pod_spec(
-                    uid=uid, containers=[container], volumes=volumes, restart_policy="Always"
-                ),
+                "spec": pod,
             },
         },
     }
 
 
-def service(xr: str, namespace: str, spec: BSLSSpec, port: int) -> dict:
+def service(owner: str, namespace: str, service_type: str, port: int) -> dict:
     """The Service: the Kopia port and nothing else."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(names.server(xr), namespace, xr, "server"),
+        "metadata": metadata(names.server(owner), namespace, owner, "server"),
         "spec": {
-            "type": spec.service.type,
-            "selector": selector(xr),
+            "type": service_type,
+            "selector": selector(owner),
             "ports": [{"name": "kopia", "port": port, "targetPort": "kopia", "protocol": "TCP"}],
         },
     }
 
 
-def network_policy(xr: str, namespace: str, spec: BSLSSpec) -> dict:
-    """Admit traffic to the Kopia port only, from the configured sources (any if none).
+def network_policy(
+    owner: str,
+    namespace: str,
+    peers: tuple[PeerSpec, ...],
+    metrics: bool,
+    scrapers: tuple[PeerSpec, ...],
+) -> dict:
+    """Admit traffic to the Kopia port only, from `peers` (any source if none).
 
-    When sources are listed, the server's own user-sync pods are admitted too: they ask
-    the server to re-read its users after every sync.
+    When peers are listed, the server's own user-sync pods are admitted too: they ask
+    the server to re-read its users after every sync. With `metrics` the metrics port
+    is admitted from `scrapers` (any source if none).
     """
     rule: dict = {"ports": [{"port": CONTAINER_PORT, "protocol": "TCP"}]}
-    peers = [peer.model_dump(exclude_none=True, by_alias=True) for peer in spec.networkPolicy.from_]
-    if peers:
-        rule["from"] = [*peers, {"podSelector": {"matchLabels": selector(xr, "user-sync")}}]
+    admitted = [peer.model_dump(exclude_none=True, by_alias=True) for peer in peers]
+    if admitted:
+        rule["from"] = [*admitted, {"podSelector": {"matchLabels": selector(owner, "user-sync")}}]
     rules = [rule]
-    if spec.metrics.enabled:
-        metrics: dict = {"ports": [{"port": METRICS_PORT, "protocol": "TCP"}]}
-        scrapers = [p.model_dump(exclude_none=True, by_alias=True) for p in spec.metrics.from_]
+    if metrics:
+        scrape: dict = {"ports": [{"port": METRICS_PORT, "protocol": "TCP"}]}
         if scrapers:
-            metrics["from"] = scrapers
-        rules.append(metrics)
+            scrape["from"] = [p.model_dump(exclude_none=True, by_alias=True) for p in scrapers]
+        rules.append(scrape)
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": metadata(names.server(xr), namespace, xr, "network-policy"),
+        "metadata": metadata(names.server(owner), namespace, owner, "network-policy"),
         "spec": {
             # The server and its sync Jobs; the Jobs listen on nothing, so the one rule
             # admits connections to the server only.
             "podSelector": {
-                "matchLabels": {"app.kubernetes.io/instance": names.label(xr)},
+                "matchLabels": {"app.kubernetes.io/instance": names.label(owner)},
                 "matchExpressions": [
                     {
                         "key": names.LABEL_COMPONENT,
@@ -176,32 +184,32 @@ def network_policy(xr: str, namespace: str, spec: BSLSSpec) -> dict:
     }
 
 
-def pod_monitor(xr: str, namespace: str) -> dict:
+def pod_monitor(owner: str, namespace: str) -> dict:
     """A Prometheus Operator PodMonitor that scrapes the server's metrics port."""
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PodMonitor",
-        "metadata": metadata(names.server(xr), namespace, xr, "metrics"),
+        "metadata": metadata(names.server(owner), namespace, owner, "metrics"),
         "spec": {
-            "selector": {"matchLabels": selector(xr)},
+            "selector": {"matchLabels": selector(owner)},
             "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "60s"}],
         },
     }
 
 
-def endpoint_host(xr: str, namespace: str) -> str:
+def endpoint_host(owner: str, namespace: str) -> str:
     """The host name in the endpoint: the Service's in-cluster name, which the leaf names."""
-    return f"{names.server(xr)}.{namespace}.svc"
+    return f"{names.server(owner)}.{namespace}.svc"
 
 
-def endpoint(xr: str, namespace: str, port: int) -> str:
+def endpoint(owner: str, namespace: str, port: int) -> str:
     """The URL VM owners pass to `--url`."""
-    return f"https://{endpoint_host(xr, namespace)}:{port}"
+    return f"https://{endpoint_host(owner, namespace)}:{port}"
 
 
-def dns_names(xr: str, namespace: str) -> list[str]:
+def dns_names(owner: str, namespace: str) -> list[str]:
     """Every name the Service answers to inside the cluster."""
-    svc = names.server(xr)
+    svc = names.server(owner)
     return [
         f"{svc}.{namespace}.svc",
         svc,
