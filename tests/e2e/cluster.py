@@ -41,7 +41,7 @@ import socket
 import subprocess
 import time
 
-from function.observed import normalise
+from function.snapshot import normalise
 from tests import helpers
 from tests.procs import free_port
 
