@@ -74,6 +74,11 @@ class Step:
     name: str  # a step of the guide, or a harness step in guest/steps/
     args: tuple[str, ...] = ()
     stop: bool = True  # False: the step is meant to fail (or may), the plan goes on
+    label: str = ""  # how the test finds this step's run (default: its name)
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
 
     def line(self) -> str:
         words = [self.who, "stop" if self.stop else "go", self.name, *self.args]
@@ -112,6 +117,7 @@ class StepRun:
 class Run:
     """A guest's whole run, as the test saw it."""
 
+    plan: list[Step]
     steps: list[StepRun]
     out: pathlib.Path  # what the guest wrote to its output disk
     console: pathlib.Path  # the kernel's and systemd's console (first serial port)
@@ -120,16 +126,24 @@ class Run:
     wall: float  # host seconds from qemu's start to its exit
     done_rc: int | None
 
-    def step(self, name: str, nth: int = 0) -> StepRun:
-        """The nth run of a step (0-based)."""
-        found = [s for s in self.steps if s.name == name]
-        assert len(found) > nth, f"step {name!r} did not run {nth + 1} time(s): {self.summary()}"
-        return found[nth]
+    def step(self, key: str) -> StepRun:
+        """The run of the plan's step with this label (or name, when it has no label)."""
+        keys = [s.key for s in self.plan]
+        assert keys.count(key) == 1, f"the plan has {keys.count(key)} steps {key!r}"
+        index = keys.index(key)
+        assert index < len(self.steps), f"step {key!r} never ran: {self.summary()}"
+        return self.steps[index]
 
-    def ok(self, name: str, nth: int = 0) -> StepRun:
+    def ok(self, key: str) -> StepRun:
         """A step that must have succeeded; fails the test with its log otherwise."""
-        step = self.step(name, nth)
-        assert step.rc == 0, f"step {name} exited {step.rc}:\n{step.log}\n{self.summary()}"
+        step = self.step(key)
+        assert step.rc == 0, f"step {key} exited {step.rc}:\n{step.log}\n{self.summary()}"
+        return step
+
+    def failed(self, key: str) -> StepRun:
+        """A step that must have ended, and failed."""
+        step = self.step(key)
+        assert step.rc not in (0, None), f"step {key} exited {step.rc}:\n{step.log}"
         return step
 
     def summary(self) -> str:
@@ -269,6 +283,7 @@ class Guest:
             stop(popen)
         wall = time.monotonic() - started
         run = Run(
+            plan=self.plan,
             steps=follower.steps,
             out=self.read_out(out),
             console=self.work / "console.log",

@@ -32,16 +32,32 @@ def bundle(stack: Stack, identity: str) -> dict[str, bytes]:
     return {k: v.encode() for k, v in stack.credentials(identity).items()}
 
 
-def owner_plan(user: str = "alice", server: str = forwarded(0)) -> list[Step]:
+def owner_plan(
+    user: str = "alice", server: str = forwarded(0), fakes: tuple[str, ...] = ()
+) -> list[Step]:
     """Alice's story: every marked step of docs/vm-user-guide.md, with the harness's
     steps between them (her account and files first, the timer's drop-in and the wait
     for it, the loss before the restore, what she sees at the end).
+
+    With `fakes` (forwarded addresses of machines in the middle), the guide's connect
+    first meets each fake (and must leave no connection behind), then the genuine
+    server; at the end a later command meets each fake again.
     """
-    return [
+    steps = [
         Step("root", "setup", (user,)),
         Step("root", "point-at", (server,)),
         Step(user, "user-files"),
         Step(user, "mount-bundle"),
+    ]
+    for n, fake in enumerate(fakes, start=1):
+        steps += [
+            Step("root", "point-at", (fake,), label=f"point-at-fake-{n}"),
+            Step(user, "connect", stop=False, label=f"connect-fake-{n}"),
+            Step(user, "no-config", label=f"no-config-fake-{n}"),
+        ]
+    if fakes:
+        steps.append(Step("root", "point-at", (server,), label="point-at-server"))
+    steps += [
         Step(user, "connect"),
         Step(user, "profile"),
         Step(user, "unmount-bundle"),
@@ -57,6 +73,12 @@ def owner_plan(user: str = "alice", server: str = forwarded(0)) -> list[Step]:
         Step(user, "restore"),
         Step(user, "collect"),
     ]
+    for n, fake in enumerate(fakes, start=1):
+        steps += [
+            Step("root", "point-at", (fake,), label=f"point-at-fake-{n}-again"),
+            Step(user, "kopia", (f"fake-{n}", "snapshot", "list"), False, f"later-fake-{n}"),
+        ]
+    return steps
 
 
 def other_user_plan(user: str, alices_snapshot: str, server: str = forwarded(0)) -> list[Step]:
@@ -67,8 +89,12 @@ def other_user_plan(user: str, alices_snapshot: str, server: str = forwarded(0))
         Step(user, "mount-bundle"),
         Step(user, "connect"),
         Step(user, "profile"),
-        Step(user, "kopia", ("all", "snapshot", "list", "--all", "--json")),
+        Step(user, "kopia", ("all", "snapshot", "list", "--all", "--json"), label="list-all"),
         Step(
-            user, "kopia", ("steal", "snapshot", "restore", alices_snapshot, "/tmp/x"), stop=False
+            user,
+            "kopia",
+            ("steal", "snapshot", "restore", alices_snapshot, "/tmp/x"),
+            False,
+            "restore-alices",
         ),
     ]

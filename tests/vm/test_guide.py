@@ -21,8 +21,12 @@ def test_the_guests_steps_exist_and_never_shadow_the_guides() -> None:
     marked = guide.steps()
     harness = {p.stem for p in STEPS.glob("*.sh")}
     assert not harness & set(marked)
-    for step in [*owner_plan(), *other_user_plan("bob", "k123")]:
-        assert step.name in marked or step.name in harness, step.name
+    plans = [owner_plan(), owner_plan(fakes=("198.18.20.101",)), other_user_plan("bob", "k1")]
+    for plan in plans:
+        for step in plan:
+            assert step.name in marked or step.name in harness, step.name
+        keys = [step.key for step in plan]
+        assert len(keys) == len(set(keys)), keys  # the test finds each step by its key
 
 
 def test_the_guides_connect_runs_the_bundles_own_script_from_the_disk() -> None:
