@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: all venv tools render render-all generate golden test unit lint e2e vm vm-deps vm-image fuzz load bench cluster test-cluster clean
+.PHONY: all venv tools node-deps node-tools image package render render-all generate golden test unit lint e2e vm vm-deps vm-image fuzz load bench cluster node test-node clean
 
 all: test
 
@@ -20,6 +20,23 @@ venv: $(VENV)/.stamp
 
 tools:
 	hack/tools.sh
+
+## node-deps: the Debian packages the real node and the image builds need (containerd, runc, buildah, ...).
+node-deps:
+	hack/node-deps.sh
+
+## node-tools: kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kubectl, CoreDNS, the registry, pause, stamped Crossplane core.
+node-tools:
+	hack/node-tools.sh
+
+## image: the function's image from the Dockerfile (on local stand-ins for its base images), cached by digest.
+image: venv node-deps
+	$(PY) hack/images.py function
+
+## package: the Function package (.xpkg) with the function's image embedded, cached by digest.
+package: venv node-deps
+	hack/tools.sh crossplane
+	$(PY) hack/images.py package
 
 ## render: run the function and render the BSLS example through `crossplane render`.
 render: venv
@@ -46,15 +63,19 @@ lint: venv
 	$(VENV)/bin/shellcheck -s sh function/scripts/*.sh hack/*.sh .ci/run tests/vm/guest/*.sh tests/vm/guest/steps/*.sh
 
 unit: venv
-	$(PY) -m pytest -q tests --ignore=tests/e2e --ignore=tests/cluster --ignore=tests/vm
+	$(PY) -m pytest -q tests --ignore=tests/e2e --ignore=tests/node --ignore=tests/vm
 
-## cluster: a local control plane (etcd, kube-apiserver, Crossplane, this function) with the APIs.
+## cluster: a control plane without a node (etcd, kube-apiserver, Crossplane, this function as a process) with the APIs.
 cluster: venv tools
 	$(PY) hack/cluster.py --apis
 
-## test-cluster: the tests on the local control plane alone.
-test-cluster: venv tools
-	$(PY) -m pytest -q -m cluster tests/cluster
+## node: a real single-node cluster with Crossplane and the function's package installed; Ctrl-C stops it.
+node: venv tools node-deps node-tools
+	$(PY) hack/node.py
+
+## test-node: the tests on the real node alone.
+test-node: venv tools node-deps node-tools
+	$(PY) -m pytest -q tests/node
 
 e2e: venv tools
 	$(PY) -m pytest -q tests/e2e
@@ -73,8 +94,8 @@ vm: venv vm-deps
 	hack/tools.sh kopia
 	$(PY) -m pytest -q tests/vm
 
-## test: lint, unit, render, end-to-end, VM and control-plane tests.
-test: venv tools vm-deps lint
+## test: lint, unit, render, end-to-end, VM and real-node tests.
+test: venv tools node-deps node-tools vm-deps lint
 	$(PY) -m pytest -q tests
 
 ## bench: this function beside a no-op function on the same SDK; writes docs/performance.md.
