@@ -27,6 +27,7 @@ import signal
 import subprocess
 import tarfile
 import time
+from collections.abc import Callable
 
 from tests.vm import guide, kubevirt
 
@@ -158,6 +159,19 @@ class Run:
         return (self.out / name).read_text()
 
 
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where qemu finds its files: on this machine, or inside a launcher pod."""
+
+    image: pathlib.PurePath  # hack/guest.py's folder: rootfs.img, vmlinuz, initrd.img
+    seed: pathlib.PurePath
+    bundle: pathlib.PurePath | None  # the Secret disk (an ISO), if the guest has one
+    out: pathlib.PurePath
+    logs: pathlib.PurePath  # where the serial ports' files go: console.log, report.log
+    qemu: str = "qemu-system-x86_64"
+    socat: str = "socat"
+
+
 @dataclasses.dataclass
 class Guest:
     """One guest VM: image, bundle disk, network and plan."""
@@ -172,7 +186,6 @@ class Guest:
 
     def __post_init__(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
-        assert "," not in str(self.work), "qemu's -drive needs paths without commas"
 
     # ---------------------------------------------------------------- the disks
 
@@ -226,46 +239,62 @@ class Guest:
             parts.append(f"guestfwd=tcp:{f.guest}:{f.port}-cmd:{socat} STDIO {target}")
         return ",".join(parts)
 
-    def argv(
-        self,
-        seed: pathlib.Path,
-        bundle: pathlib.Path | None,
-        out: pathlib.Path,
-        *,
-        qemu: str = "qemu-system-x86_64",
-        socat: str = "socat",
-        image: pathlib.Path | None = None,
-    ) -> list[str]:
+    def argv(self, layout: Layout) -> list[str]:
         """The qemu command: software emulation only, no display, two serial ports."""
-        image = image or self.image
+        image = layout.image
         drives = [("root", image / "rootfs.img", "snapshot=on", "")]
-        if bundle is not None:
+        if layout.bundle is not None:
             _, _, serial = kubevirt.example_bundle_disk()
-            drives.append(("bundle", bundle, "readonly=on", f",serial={serial}"))
-        drives.append(("seed", seed, "readonly=on", ",serial=bsls-seed"))
-        drives.append(("out", out, "", f",serial={OUT_SERIAL}"))
-        argv = [qemu, "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "1024",
-                "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-                "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"),
-                "-append", CMDLINE]  # fmt: skip
+            drives.append(("bundle", layout.bundle, "readonly=on", f",serial={serial}"))
+        drives.append(("seed", layout.seed, "readonly=on", ",serial=bsls-seed"))
+        drives.append(("out", layout.out, "", f",serial={OUT_SERIAL}"))
+        argv = [layout.qemu, "-accel", "tcg,thread=multi,tb-size=256", "-cpu", "max",
+                "-smp", "2", "-m", "1024", "-nodefaults", "-no-user-config", "-display", "none",
+                "-no-reboot", "-kernel", str(image / "vmlinuz"),
+                "-initrd", str(image / "initrd.img"), "-append", CMDLINE]  # fmt: skip
         for name, path, option, device in drives:
+            assert "," not in str(path), f"qemu's -drive needs paths without commas: {path}"
             spec = f"file={path},format=raw,if=none,id={name}" + (f",{option}" if option else "")
             argv += ["-drive", spec, "-device", f"virtio-blk-pci,drive={name}{device}"]
-        argv += ["-netdev", self.netdev(socat), "-device", "virtio-net-pci,netdev=net0,romfile="]
-        argv += ["-device", "virtio-rng-pci"]
-        argv += ["-serial", f"file:{self.work / 'console.log'}"]
-        argv += ["-serial", f"file:{self.work / 'report.log'}"]
+        argv += ["-netdev", self.netdev(layout.socat)]
+        argv += ["-device", "virtio-net-pci,netdev=net0,romfile=", "-device", "virtio-rng-pci"]
+        argv += ["-serial", f"file:{layout.logs / 'console.log'}"]
+        argv += ["-serial", f"file:{layout.logs / 'report.log'}"]
         return argv
 
+    def start(self) -> tuple[Follower, float]:
+        """The guest's disks and an empty report, and when the run starts."""
+        (self.work / "report.log").touch()
+        return Follower(self.work / "report.log"), time.monotonic()
+
+    def finish(self, follower: Follower, started: float) -> Run:
+        """What the guest did: its steps, logs and output disk."""
+        run = Run(
+            plan=self.plan,
+            steps=follower.steps,
+            out=self.read_out(self.work / "out.img"),
+            console=self.work / "console.log",
+            ready_after=None if follower.ready_at is None else follower.ready_at - started,
+            ready_uptime=follower.ready_uptime,
+            wall=time.monotonic() - started,
+            done_rc=follower.done_rc,
+        )
+        attach_logs(run)
+        return run
+
     def run(self, timeout: float = RUN_TIMEOUT) -> Run:
-        """Boot the guest, follow its plan to the end and read what it wrote."""
-        seed, bundle, out = self.seed_disk(), self.bundle_disk(), self.out_disk()
-        socat = shutil.which("socat") or "socat"
-        argv = self.argv(seed, bundle, out, socat=socat)
+        """Boot the guest on this machine, follow its plan to the end, read what it wrote."""
+        layout = Layout(
+            image=self.image,
+            seed=self.seed_disk(),
+            bundle=self.bundle_disk(),
+            out=self.out_disk(),
+            logs=self.work,
+            socat=shutil.which("socat") or "socat",
+        )
+        argv = self.argv(layout)
         (self.work / "qemu.argv").write_text("\n".join(argv) + "\n")
-        report = self.work / "report.log"
-        report.touch()
-        started = time.monotonic()
+        follower, started = self.start()
         with (self.work / "qemu.log").open("wb") as log:
             popen = subprocess.Popen(
                 argv,
@@ -275,25 +304,12 @@ class Guest:
                 start_new_session=True,  # qemu and the socats it starts: one group
             )
         try:
-            follower = Follower(report)
-            follower.follow(popen, started + timeout)
+            follower.follow(lambda: popen.poll() is None, started + timeout)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 popen.wait(POWEROFF_TIMEOUT)
         finally:
             stop(popen)
-        wall = time.monotonic() - started
-        run = Run(
-            plan=self.plan,
-            steps=follower.steps,
-            out=self.read_out(out),
-            console=self.work / "console.log",
-            ready_after=None if follower.ready_at is None else follower.ready_at - started,
-            ready_uptime=follower.ready_uptime,
-            wall=wall,
-            done_rc=follower.done_rc,
-        )
-        attach_logs(run)
-        return run
+        return self.finish(follower, started)
 
     def read_out(self, out: pathlib.Path) -> pathlib.Path:
         """The tar the guest wrote to its output disk, unpacked; step logs attached."""
@@ -317,8 +333,8 @@ class Follower:
     ready_uptime: float | None = None
     done_rc: int | None = None
 
-    def follow(self, popen: subprocess.Popen, deadline: float) -> None:
-        """Until the guest reports `done` or qemu exits; fails at the deadline."""
+    def follow(self, alive: Callable[[], bool], deadline: float) -> None:
+        """Until the guest reports `done` or qemu is gone; fails at the deadline."""
         offset = 0
         pending = b""
         while True:
@@ -330,7 +346,7 @@ class Follower:
             *lines, pending = pending.split(b"\n")
             for line in lines:
                 self.line(line.decode(errors="replace").strip("\r"))
-            if self.done_rc is not None or popen.poll() is not None:
+            if self.done_rc is not None or not alive():
                 return
             if time.monotonic() > deadline:
                 msg = f"the guest did not finish in time; last steps: {self.steps[-3:]}"
