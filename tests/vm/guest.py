@@ -42,6 +42,7 @@ NET = "198.18.20.0/24"
 GATEWAY = "198.18.20.2"
 DNS = "198.18.20.3"
 DHCP_START = "198.18.20.15"
+GUEST_ADDRESS = "198.18.20.15/24"  # what the harness's `network` step sets
 FORWARD_BASE = 100  # forwarded addresses: 198.18.20.100, .101, ...
 CMDLINE = (
     "root=LABEL=guestroot rw console=ttyS0 quiet systemd.show_status=false "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.parse
 
 from tests.e2e.stack import Stack
-from tests.vm.guest import Forward, Step, forwarded
+from tests.vm.guest import GUEST_ADDRESS, Forward, Step, forwarded
 
 ALICE = "alice@vm-alice"
 BOB = "bob@vm-bob"
@@ -44,6 +44,7 @@ def owner_plan(
     server; at the end a later command meets each fake again.
     """
     steps = [
+        Step("root", "network", (GUEST_ADDRESS,)),
         Step("root", "setup", (user,)),
         Step("root", "point-at", (server,)),
         Step(user, "user-files"),
@@ -84,6 +85,7 @@ def owner_plan(
 def other_user_plan(user: str, alices_snapshot: str, server: str = forwarded(0)) -> list[Step]:
     """Another user's guest: the guide's connect, then a look for alice's snapshots."""
     return [
+        Step("root", "network", (GUEST_ADDRESS,)),
         Step("root", "setup", (user,)),
         Step("root", "point-at", (server,)),
         Step(user, "mount-bundle"),
