@@ -9,12 +9,14 @@ TOOLS := .tools/bin
 
 all: test
 
+# Set-up output goes to stderr: `make render` prints only YAML on stdout.
 $(VENV)/.stamp: pyproject.toml
-	@$(PYTHON) --version >/dev/null 2>&1 || { echo "$(PYTHON) is required"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $@
+	@$(PYTHON) --version >/dev/null 2>&1 || { echo "$(PYTHON) is required" >&2; exit 1; }
+	@echo "creating $(VENV) and installing the project" >&2
+	@$(PYTHON) -m venv $(VENV) >&2
+	@$(PY) -m pip install --quiet --upgrade pip >&2
+	@$(PY) -m pip install --quiet -e '.[dev]' >&2
+	@touch $@
 
 venv: $(VENV)/.stamp
 
@@ -40,8 +42,8 @@ package: venv node-deps
 
 ## render: run the function and render the BSLS example through `crossplane render`.
 render: venv
-	hack/tools.sh crossplane
-	hack/render.sh
+	@hack/tools.sh crossplane
+	@hack/render.sh
 
 ## render-all: render every example XR (servers and repositories).
 render-all: venv

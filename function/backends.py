@@ -95,13 +95,15 @@ class S3Backend(Strict):
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, value: str) -> str:
+        """host[:port] for HTTPS (https:// is accepted and dropped), http://host[:port]."""
         if not value:
             return value
+        value = value.removeprefix("https://")
         host = value.removeprefix("http://")
         if "://" in host:
             msg = (
-                f"{value!r} has a scheme kopia cannot use: give host[:port] for HTTPS, "
-                "or http://host[:port] for plain HTTP"
+                f"{value!r} has a scheme kopia cannot use: give host[:port] or "
+                "https://host[:port] for HTTPS, or http://host[:port] for plain HTTP"
             )
             raise ValueError(msg)
         if not re.match(r"^[A-Za-z0-9.\-\[\]:]+$", host):

@@ -15,7 +15,7 @@ from function.connection import connect
 from function.memo import recipe
 from function.resources import configmaps, jobs
 from function.snapshot import RepositorySnapshot
-from function.step import Composition, Step
+from function.step import Composition, Step, poll
 
 
 def compose(s: RepositorySnapshot) -> Composition:
@@ -64,4 +64,5 @@ def compose(s: RepositorySnapshot) -> Composition:
             f"Job {job} is connecting to or creating the repository at {where}.",
         )
     status = {"backend": connection.backend, "location": connection.location}
-    return Composition((), (Step(resources, condition, None),), status)
+    steps = (Step(resources, condition, None),)
+    return Composition((), steps, status, ttl=poll(s.input, steps))

@@ -22,7 +22,7 @@ import datetime
 from function import names
 from function.entropy import Entropy
 from function.snapshot import ServerSnapshot
-from function.step import Composition, Requirement
+from function.step import Composition, Requirement, poll
 from function.steps import control, repository, server, serving, users
 from function.tenancy import CLAIM_NAMESPACE_LABEL
 
@@ -48,16 +48,18 @@ def compose(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> Comp
         # For `kubectl get`: enough to tell servers apart at a glance.
         "tlsFingerprintShort": f"{fingerprint[:12]}..." if fingerprint else "",
         "certificateNotAfter": served.not_after or s.xr.status.certificate_not_after,
-        "userCount": len(people.value),
+        # Users in sync, not users asked for: what the last completed sync applied.
+        "userCount": people.value.in_sync,
         "users": [
-            {"identity": r.user.identity, "credentialsSecretName": r.secret_name}
-            for r in people.value
+            {"identity": u.identity, "credentialsSecretName": u.credentials_secret}
+            for u in people.value.listed
         ],
     }
     # Everything composed may be ready, but without a server nothing is served.
     ready = None if names.SERVER in srv.resources else False
     # Conditions in the order the XR has always listed them: users before the server.
-    return Composition(needs, (repo, tls, ctl, people, srv), status, ready)
+    steps = (repo, tls, ctl, people, srv)
+    return Composition(needs, steps, status, ready, poll(s.input, steps))
 
 
 def requirements(s: ServerSnapshot) -> tuple[Requirement, ...]:

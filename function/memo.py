@@ -2,9 +2,10 @@
 
 Turning a manifest into a protobuf Struct runs in Python and dominates a call with many
 users. A step therefore returns a `Recipe` (a builder and its arguments) instead of a
-manifest, and `Memo.built` builds it once: the key is an HMAC of the builder's name and
+manifest, and `Memo.built` builds it once: the key is a MAC of the builder's name and
 every argument it receives, so the key can never miss an input the builder reads, and
-holds no secret (the HMAC key is drawn at start and lives only in this process).
+holds no secret (a keyed BLAKE2b, whose key is drawn at start and lives only in this
+process).
 Arguments are plain values, models and frozen dataclasses (anything pickle encodes). The
 memo is bounded in bytes and can be switched off; a property test checks that answers
 are byte-identical with it on and off.
@@ -15,12 +16,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-import hmac
 import pickle
 import secrets
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from crossplane.function import resource
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
@@ -37,8 +37,7 @@ class Built:
     struct: bytes
 
 
-@dataclasses.dataclass(frozen=True)
-class Recipe:
+class Recipe(NamedTuple):
     """A manifest to build: a pure builder and everything it is given."""
 
     builder: Callable[..., dict]
@@ -52,30 +51,29 @@ class Recipe:
 
 def recipe(builder: Callable[..., dict], *args: Any, **kwargs: Any) -> Recipe:
     """A Recipe, with keyword arguments in a stable order."""
-    return Recipe(builder, args, tuple(sorted(kwargs.items())))
+    return Recipe(builder, args, tuple(sorted(kwargs.items())) if kwargs else ())
 
 
 def serialize(manifest: dict) -> Built:
-    """Serialize a manifest to Struct bytes."""
+    """Serialize a manifest (or the XR's status, which has no kind or name) to a Struct."""
     composed = fnv1.Resource()
     resource.update(composed, manifest)
     return Built(
-        kind=manifest["kind"],
-        name=manifest["metadata"]["name"],
+        kind=manifest.get("kind", ""),
+        name=manifest.get("metadata", {}).get("name", ""),
         struct=composed.resource.SerializeToString(deterministic=True),
     )
 
 
 def _digest(key: bytes, fn: Callable, args: tuple, kwargs: tuple = ()) -> bytes:
-    """The HMAC of a function's name and its arguments.
+    """A keyed hash (BLAKE2b, a MAC) of a function's name and its arguments.
 
     pickle is an encoding that can be decoded, so two different argument lists never
     encode alike: a key can only miss, never return what other inputs built. (Equal
     values encoded differently, say dicts filled in another order, merely miss.)
     """
-    name = f"{fn.__module__}.{fn.__qualname__}".encode()
-    data = pickle.dumps((args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
-    return hmac.new(key, name + b"\0" + data, hashlib.sha256).digest()
+    data = pickle.dumps((fn.__module__, fn.__qualname__, args, kwargs), pickle.HIGHEST_PROTOCOL)
+    return hashlib.blake2b(data, key=key, digest_size=32).digest()
 
 
 _MISSING = object()

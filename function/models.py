@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from function.backends import Backend
-from function.kube import DNS_SUBDOMAIN, LocalRef, SecretKeyRef, Strict
+from function.kube import DNS_SUBDOMAIN, LocalRef, ObjectName, SecretKeyRef, Strict
 
 DEFAULT_API_VERSION = "dataprotection.bsls.dev/v1alpha1"
 DEFAULT_KOPIA_IMAGE = "kopia/kopia:0.23.1"
@@ -58,6 +58,10 @@ class FunctionInput(Strict):
         default="BSLS-CONTROL", pattern=r"^[A-Za-z0-9_.@-]+$", max_length=64
     )
     runAsUser: int = Field(default=65532, ge=1, le=2147483647)
+    # How soon Crossplane calls again (the response TTL). Required resources (a user's
+    # password Secret, the BSLR) are not watched: a change is seen at the next call.
+    pollSeconds: int = Field(default=20, ge=1, le=3600)
+    pollInFlightSeconds: int = Field(default=5, ge=1, le=3600)
 
     @field_validator("controlUsername")
     @classmethod
@@ -222,12 +226,27 @@ class Resources(Strict):
         return values
 
 
+class CacheVolume(Strict):
+    """A volume of its own for the server's cache, instead of the pod's ephemeral storage."""
+
+    size: str = Field(pattern=QUANTITY.pattern, max_length=32)
+    storageClassName: str | None = Field(default=None, max_length=253)
+
+
+class CacheSpec(Strict):
+    """kopia's local cache of repository data (kopia's own default is 5,000 MB twice)."""
+
+    sizeMB: int = Field(default=2048, ge=64, le=1_048_576)
+    volume: CacheVolume | None = None
+
+
 class ServerSpec(Strict):
     """Overrides for the server Deployment."""
 
     image: str | None = Field(default=None, pattern=IMAGE.pattern, max_length=512)
     resources: Resources | None = None
     logLevel: Literal["debug", "info", "warning", "error"] = "info"
+    cache: CacheSpec = Field(default_factory=CacheSpec)
 
 
 class MetricsSpec(Strict):
@@ -249,10 +268,16 @@ class MetricsSpec(Strict):
         return self
 
 
+class RepositoryRef(LocalRef):
+    """The BSLR a server serves; `confirmChange` is for the API server's transition rule."""
+
+    confirmChange: ObjectName | None = None
+
+
 class BSLSSpec(Strict):
     """The spec of a BackupStorageLocationServer."""
 
-    repositoryRef: LocalRef
+    repositoryRef: RepositoryRef
     # Crossplane takes a function's answer up to gRPC's default 4 MiB. Each user adds a
     # credentials Secret of about 4 KiB (6 KiB with the longest identities during a CA
     # rollover): 500 users stay under 3.4 MB in the worst case (tests/test_fn.py).

@@ -18,7 +18,6 @@ to `user-<id>` (see LEGACY_CREDENTIALS_PREFIX).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 
@@ -94,11 +93,14 @@ def job(owner: str, suffix: str, content_digest: str) -> str:
     return f"{_fit(label(f'{owner}-{suffix}'), 52)}-{content_digest[:10]}"
 
 
-@functools.lru_cache(maxsize=16384)
+# Every character but lowercase letters, digits and '-' becomes '-'. Dots too:
+# identities may hold "a..b" or "a-.b", never valid in a name.
+_READABLE = str.maketrans({c: "-" for c in map(chr, range(128)) if not re.match(r"[a-z0-9-]", c)})
+
+
 def credentials(owner: str, username: str, hostname: str) -> str:
     """The credentials Secret of one user: readable, and unique by its digest suffix."""
-    # Dots too become dashes: identities may hold "a..b" or "a-.b", never valid in a name.
-    readable = re.sub(r"[^a-z0-9-]", "-", f"{owner}-{username}-{hostname}".lower()).strip("-")
+    readable = f"{owner}-{username}-{hostname}".lower().translate(_READABLE).strip("-")
     h = hashlib.sha256(f"credentials\0{owner}\0{username}@{hostname}".encode()).hexdigest()[:12]
     return f"{readable[:240].rstrip('-')}-{h}"
 

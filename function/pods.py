@@ -2,11 +2,16 @@
 
 The kopia image runs as root with a writable root filesystem by default. Our pods run
 as a fixed non-root UID with a read-only root filesystem, so every path kopia writes
-(config, cache, logs, HOME, /tmp) is an emptyDir.
+(config, cache, logs, HOME, /tmp) is an emptyDir, or for the cache a volume of its own.
+
+What kopia may write is bounded in one place, `Storage`: its cache (kopia's default is
+5,000 MB of contents and 5,000 MB of metadata, far more than an emptyDir should hold)
+and its rotating logs. The pod's ephemeral-storage request and limit follow from it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from importlib import resources
 
@@ -48,13 +53,87 @@ def scripts_digest(script_names: tuple[str, ...]) -> str:
     return MEMO.value(_digest, script_names)
 
 
+# kopia's rotating logs: each of its two log folders keeps at most this much.
+LOG_DIR_MB = 128
+# Config, HOME, /tmp and what the cache may briefly exceed its hard limit by.
+HEADROOM_MB = 512
+
+
+@dataclasses.dataclass(frozen=True)
+class Storage:
+    """What kopia may write in a pod: its cache, its logs, and the room that follows."""
+
+    cache_mb: int  # the soft size of kopia's cache, contents and metadata together
+    cache_volume: str | None = None  # the cache's own volume size (a quantity), if any
+    cache_storage_class: str | None = None
+
+    @property
+    def content_mb(self) -> int:
+        """Two thirds of the cache hold contents."""
+        return self.cache_mb * 2 // 3
+
+    @property
+    def metadata_mb(self) -> int:
+        """One third holds metadata (indexes, manifests, directories)."""
+        return self.cache_mb - self.content_mb
+
+    @property
+    def cache_limit_mb(self) -> int:
+        """Kopia's hard limits: a quarter over the soft sizes, then it evicts at once."""
+        return self.content_mb * 5 // 4 + self.metadata_mb * 5 // 4
+
+    @property
+    def ephemeral_limit(self) -> str:
+        """The pod's ephemeral-storage limit: cache (unless on its own volume), logs, room."""
+        cache = 0 if self.cache_volume else self.cache_limit_mb
+        return f"{cache + 2 * LOG_DIR_MB + HEADROOM_MB}Mi"
+
+    @property
+    def ephemeral_request(self) -> str:
+        """What the scheduler reserves: half the cache, the logs, a little room."""
+        cache = 0 if self.cache_volume else self.cache_mb // 2
+        return f"{cache + 2 * LOG_DIR_MB + HEADROOM_MB // 4}Mi"
+
+    def env(self) -> list[dict]:
+        """The cache sizes the scripts pass to kopia, and kopia's log retention."""
+        return [
+            {"name": "BSLS_CONTENT_CACHE_MB", "value": str(self.content_mb)},
+            {"name": "BSLS_CONTENT_CACHE_LIMIT_MB", "value": str(self.content_mb * 5 // 4)},
+            {"name": "BSLS_METADATA_CACHE_MB", "value": str(self.metadata_mb)},
+            {"name": "BSLS_METADATA_CACHE_LIMIT_MB", "value": str(self.metadata_mb * 5 // 4)},
+            {"name": "KOPIA_LOG_DIR_MAX_SIZE_MB", "value": str(LOG_DIR_MB)},
+            {"name": "KOPIA_CONTENT_LOG_DIR_MAX_SIZE_MB", "value": str(LOG_DIR_MB)},
+        ]
+
+    def cache(self) -> dict:
+        """The cache volume: an emptyDir, or a generic ephemeral volume of its own."""
+        if self.cache_volume is None:
+            return {"name": "cache", "emptyDir": {}}
+        spec: dict = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": self.cache_volume}},
+        }
+        if self.cache_storage_class:
+            spec["storageClassName"] = self.cache_storage_class
+        return {"name": "cache", "ephemeral": {"volumeClaimTemplate": {"spec": spec}}}
+
+
+# The Jobs read little: a small cache is plenty.
+JOB_STORAGE = Storage(cache_mb=256)
+
+
 def pod_security_context(uid: int) -> dict:
-    """The pod-level half of the restricted Pod Security Standard."""
+    """The pod-level half of the restricted Pod Security Standard.
+
+    `OnRootMismatch`: a start re-owns a volume only when its root is not the pod's group
+    already, never every file of a repository on a claim.
+    """
     return {
         "runAsNonRoot": True,
         "runAsUser": uid,
         "runAsGroup": uid,
         "fsGroup": uid,
+        "fsGroupChangePolicy": "OnRootMismatch",
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 
@@ -84,9 +163,11 @@ def kopia_env(username: str, hostname: str) -> list[dict]:
     ]
 
 
-def scratch_volumes() -> list[dict]:
-    """One emptyDir per writable path, plus the scripts ConfigMap."""
-    return [{"name": name, "emptyDir": {}} for name in SCRATCH]
+def scratch_volumes(storage: Storage) -> list[dict]:
+    """One emptyDir per writable path; the cache as `storage` says."""
+    return [
+        storage.cache() if name == "cache" else {"name": name, "emptyDir": {}} for name in SCRATCH
+    ]
 
 
 def scratch_mounts() -> list[dict]:
@@ -108,6 +189,7 @@ def kopia_container(
     script_name: str,
     connection: Connection,
     identity: tuple[str, str],
+    storage: Storage,
     env: list[dict],
     mounts: list[dict],
     resources_: dict,
@@ -121,7 +203,7 @@ def kopia_container(
         "imagePullPolicy": "Always",
         "command": ["/bin/sh", f"{SCRIPTS_DIR}/{script_name}"],
         "args": list(connection.args),
-        "env": kopia_env(*identity) + list(connection.env) + env,
+        "env": kopia_env(*identity) + storage.env() + list(connection.env) + env,
         "volumeMounts": scratch_mounts() + list(connection.mounts) + mounts,
         "securityContext": container_security_context(),
         "resources": resources_,
@@ -137,6 +219,7 @@ def kopia_pod(
     scripts_config_map: str,
     connection: Connection,
     identity: tuple[str, str],
+    storage: Storage,
     env: list[dict],
     mounts: list[dict],
     volumes: list[dict],
@@ -146,22 +229,30 @@ def kopia_pod(
     """A restricted pod that runs one of our scripts against the repository.
 
     Its volumes: the scratch emptyDirs, the scripts, `volumes`, then the repository's.
+    `resources_` holds CPU and memory; ephemeral storage follows from `storage` unless
+    `resources_` names it.
     """
+    derived = {
+        "requests": {"ephemeral-storage": storage.ephemeral_request},
+        "limits": {"ephemeral-storage": storage.ephemeral_limit},
+    }
+    merged = {k: {**derived.get(k, {}), **v} for k, v in resources_.items()}
     container = kopia_container(
         name=name,
         image=image,
         script_name=script_name,
         connection=connection,
         identity=identity,
+        storage=storage,
         env=env,
         mounts=mounts,
-        resources_=resources_,
+        resources_=merged,
     )
     return pod_spec(
         uid=uid,
         containers=[container],
         volumes=[
-            *scratch_volumes(),
+            *scratch_volumes(storage),
             scripts_volume(scripts_config_map),
             *volumes,
             *connection.volumes,

@@ -128,6 +128,7 @@ class Observed:
 
     def __init__(self, resources: Mapping[str, fnv1.Resource]) -> None:
         self._resources = resources
+        self._identity: dict[str, tuple[str, str]] = {}  # key -> (kind, name), read once
 
     def __contains__(self, key: str) -> bool:
         return key in self._resources
@@ -140,13 +141,21 @@ class Observed:
         found = self._resources.get(key)
         return found.resource.fields if found is not None else {}
 
+    def _kind_and_name(self, key: str) -> tuple[str, str]:
+        found = self._identity.get(key)
+        if found is None:
+            top = self._top(key)
+            found = (_string(top, "kind"), _string(_fields(top.get("metadata")), "name"))
+            self._identity[key] = found
+        return found
+
     def name(self, key: str) -> str:
         """The object's metadata.name, or "" when it is not observed."""
-        return _string(_fields(self._top(key).get("metadata")), "name")
+        return self._kind_and_name(key)[1]
 
     def kind(self, key: str) -> str:
         """The object's kind."""
-        return _string(self._top(key), "kind")
+        return self._kind_and_name(key)[0]
 
     def annotations(self, key: str) -> dict[str, str]:
         """The object's string annotations."""
@@ -182,6 +191,28 @@ class Observed:
         if _condition_true(status, "Failed"):
             return JobProgress.FAILED
         return JobProgress.RUNNING
+
+    def projected_paths(self, key: str, volume: str) -> tuple[str, ...]:
+        """The paths a pod template's projected volume lays out (a sync Job's identities)."""
+        spec = _fields(_fields(_fields(self._top(key).get("spec")).get("template")).get("spec"))
+        listed = spec.get("volumes")
+        paths: list[str] = []
+        for v in (
+            listed.list_value.values if listed is not None and listed.HasField("list_value") else []
+        ):
+            fields = _fields(v)
+            if _string(fields, "name") != volume:
+                continue
+            sources = _fields(fields.get("projected")).get("sources")
+            for src in (
+                sources.list_value.values if sources and sources.HasField("list_value") else []
+            ):
+                items = _fields(_fields(src).get("secret")).get("items")
+                for item in (
+                    items.list_value.values if items and items.HasField("list_value") else []
+                ):
+                    paths.append(_string(_fields(item), "path"))
+        return tuple(paths)
 
     def available(self, key: str) -> bool:
         """Whether an observed Deployment reports Available with an available replica."""

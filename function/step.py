@@ -2,21 +2,25 @@
 
 A step is a pure function of the snapshot (and of what earlier steps found). It returns
 the composed resources it is responsible for, its condition, and a value later steps
-need. A resource is a `Recipe` (built through the memo when the answer is written) or a
-`Keep` (the observed object, exactly as it runs, when an input it depends on is missing
-or broken: Crossplane deletes what a function leaves out).
+need. A resource is a `Recipe` (built through the memo when the answer is written), a
+`Built` one (from a step `cached` whole), or `KEEP` (the observed object, exactly as it
+runs, when an input it depends on is missing or broken: Crossplane deletes what a
+function leaves out).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import datetime
+from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
 from function.conditions import Condition
-from function.memo import Recipe
+from function.memo import MEMO, Built, Recipe
+from function.models import FunctionInput
 
 T = TypeVar("T")
+In = TypeVar("In")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,16 +29,39 @@ class Keep:
 
 
 KEEP = Keep()
-Desired = Recipe | Keep
+Desired = Recipe | Built | Keep
 
 
 @dataclasses.dataclass(frozen=True)
 class Step(Generic[T]):
-    """One step's part of the answer."""
+    """One step's part of the answer.
+
+    `ready_when_observed` names resources that are ready once they exist, whatever
+    their kind says (a sync Job in flight while an older one is still in force).
+    """
 
     resources: Mapping[str, Desired]
     condition: Condition | None
     value: T
+    ready_when_observed: frozenset[str] = frozenset()
+
+
+def _built(fn: Callable[[In], Step[T]], inputs: In) -> Step[T]:
+    step = fn(inputs)
+    resources = {
+        k: MEMO.built(v) if isinstance(v, Recipe) else v for k, v in step.resources.items()
+    }
+    return Step(resources, step.condition, step.value, step.ready_when_observed)
+
+
+def cached(fn: Callable[[In], Step[T]], inputs: In) -> Step[T]:
+    """`fn(inputs)` once per distinct inputs, with its recipes already built.
+
+    For a step whose work grows with the spec (one Secret per user): a settled call then
+    costs what reading its inputs costs. `inputs` must hold everything `fn` reads and
+    nothing random (draw new key material before), and `fn` must be pure.
+    """
+    return MEMO.value(_built, fn, inputs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +87,7 @@ class Composition:
     steps: tuple[Step, ...] = ()
     status: Mapping[str, object] | None = None  # the XR's status fields
     ready: bool | None = None  # False: not ready whatever its resources say
+    ttl: datetime.timedelta | None = None  # how soon Crossplane should call again
 
     @property
     def resources(self) -> dict[str, Desired]:
@@ -70,6 +98,21 @@ class Composition:
         return out
 
     @property
+    def ready_when_observed(self) -> frozenset[str]:
+        """Every step's resources that are ready once they exist."""
+        return frozenset().union(*(s.ready_when_observed for s in self.steps))
+
+    @property
     def conditions(self) -> tuple[Condition, ...]:
         """Every step's condition, in step order."""
         return tuple(s.condition for s in self.steps if s.condition is not None)
+
+
+def poll(inp: FunctionInput, steps: tuple[Step, ...]) -> datetime.timedelta:
+    """How soon Crossplane should call again (the response TTL).
+
+    Soon while anything is in flight or waits for an input Crossplane does not watch
+    (a BSLR that is not Ready, a missing Secret); at ease once every condition holds.
+    """
+    settled = all(step.condition is None or step.condition.ok for step in steps)
+    return datetime.timedelta(seconds=inp.pollSeconds if settled else inp.pollInFlightSeconds)

@@ -8,27 +8,30 @@ good sync made it.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import json
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
-from function import names
 from function.models import User
 from function.snapshot import decode
 
 MAX_PASSWORD_BYTES = 1024
 
 
-@dataclasses.dataclass(frozen=True)
-class Resolved:
+class Resolved(NamedTuple):
     """A user with the password the sync applies, or the reason there is none."""
 
-    user: User
-    secret_name: str  # the user's credentials Secret
+    username: str
+    hostname: str
     password: str | None
     problem: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """The Kopia identity, `username@hostname`."""
+        return f"{self.username}@{self.hostname}"
 
 
 def secret_value(secret: Mapping, key: str, what: str) -> str:
@@ -80,7 +83,6 @@ def kept_password(encoded: str | None) -> str | None:
 def resolve(
     users: list[User],
     *,
-    owner: str,
     kept: Mapping[str, str],
     required_secrets: Mapping[str, dict | None],
     generate: Callable[[], str],
@@ -89,7 +91,6 @@ def resolve(
 
     Args:
         users: The users in the spec.
-        owner: The XR's tenant name (credentials Secret names derive from it).
         kept: Generated passwords read back from the credentials Secrets, by identity,
             still base64.
         required_secrets: Password Secrets by name; None when Crossplane found none,
@@ -98,32 +99,33 @@ def resolve(
     """
     out = []
     for index, user in enumerate(users):
-        name = names.credentials(owner, user.username, user.hostname)
         ref = user.passwordSecretRef
         if ref is None:
             # None yet, or our own Secret was edited into something unusable: a new one.
             password = kept_password(kept.get(user.identity)) or generate()
-            out.append(Resolved(user, name, password))
+            out.append(Resolved(user.username, user.hostname, password))
             continue
         what = f"spec.users[{index}] ({user.identity}): Secret {ref.name}"
         if ref.name not in required_secrets:
-            out.append(Resolved(user, name, None, f"{what} has not been read yet"))
+            out.append(
+                Resolved(user.username, user.hostname, None, f"{what} has not been read yet")
+            )
             continue
         secret = required_secrets[ref.name]
         if secret is None:
             problem = (
                 f"{what} does not exist in the XR's namespace; create it or fix passwordSecretRef"
             )
-            out.append(Resolved(user, name, None, problem))
+            out.append(Resolved(user.username, user.hostname, None, problem))
             continue
         try:
             password = check_password(
                 secret_value(secret, ref.key, what), f"{what} key {ref.key!r}"
             )
         except ValueError as e:
-            out.append(Resolved(user, name, None, str(e)))
+            out.append(Resolved(user.username, user.hostname, None, str(e)))
             continue
-        out.append(Resolved(user, name, password))
+        out.append(Resolved(user.username, user.hostname, password))
     return out
 
 
@@ -135,7 +137,7 @@ def sync_digest(hmac_key: str, users: list[Resolved], settings: dict) -> str:
     """
     doc = json.dumps(
         {
-            "users": sorted([r.user.identity, r.password] for r in users),
+            "users": sorted([r.identity, r.password] for r in users),
             "settings": settings,
         },
         sort_keys=True,

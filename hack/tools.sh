@@ -20,7 +20,7 @@ build() {
   version=$(cat "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-16)
   target="$cache/$name-$version"
   if [ ! -x "$target" ]; then
-    echo "building $name ($package, go.mod digest $version); the first build takes minutes"
+    echo "building $name ($package, go.mod digest $version); the first build takes minutes" >&2
     (cd "$dir" && CGO_ENABLED=0 go build -trimpath -o "$target.tmp" "$package")
     mv "$target.tmp" "$target"
   fi
@@ -46,4 +46,4 @@ fi
 for name in "$@"; do
   build "$name" "$(package_of "$name")"
 done
-echo "tools ready in $bin"
+echo "tools ready in $bin" >&2

@@ -237,12 +237,20 @@ JOB_FAILED = {
 
 
 def key(found: fnv1.RunFunctionResponse | dict, prefix: str) -> str:
-    """The one composition-resource-name that starts with `prefix-` (Jobs are keyed by digest)."""
+    """The composition-resource-name of the current `prefix-<digest>` Job.
+
+    While a new sync runs, the last completed one stays too: the current one is the Job
+    the UsersSynced condition names.
+    """
     keys = found.desired.resources if isinstance(found, fnv1.RunFunctionResponse) else found
-    [match] = [k for k in keys if k.startswith(f"{prefix}-")]
+    matches = [k for k in keys if k.startswith(f"{prefix}-")]
+    if len(matches) > 1 and isinstance(found, fnv1.RunFunctionResponse):
+        message = conditions(found)["UsersSynced"].message
+        matches = [k for k in matches if desired(found)[k]["metadata"]["name"] in message]
+    [match] = matches
     return match
 
 
 def sync_job(found: fnv1.RunFunctionResponse) -> dict:
-    """The desired user-sync Job."""
+    """The current desired user-sync Job."""
     return desired(found)[key(found, "user-sync")]

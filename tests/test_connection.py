@@ -116,3 +116,9 @@ def test_no_credential_is_ever_a_literal() -> None:
     for e in c.env:
         if e["name"].startswith(("AWS_", "KOPIA_PASSWORD")):
             assert "value" not in e
+
+
+def test_an_https_endpoint_is_accepted_and_normalised() -> None:
+    c = conn({"s3": {"bucket": "backups", "endpoint": "https://minio.storage.svc:9000"}})
+    assert "--endpoint=minio.storage.svc:9000" in c.args
+    assert "--disable-tls" not in c.args

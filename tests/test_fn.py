@@ -79,7 +79,7 @@ def test_status_publishes_endpoint_and_the_ca_fingerprint(first: fnv1.RunFunctio
     assert status["tlsFingerprint"] == expected
     assert served[-1] == ca
     assert status["certificateNotAfter"].endswith("Z")
-    assert status["userCount"] == 2
+    assert status["userCount"] == 0  # nobody is in sync until a sync Job completed
     assert status["tlsFingerprintShort"] == status["tlsFingerprint"][:12] + "..."
     assert status["users"] == [
         {
@@ -117,6 +117,39 @@ def test_nothing_is_ready_before_it_is_observed(first: fnv1.RunFunctionResponse)
 
 
 # ---------------------------------------------------------------------------- steady state
+
+
+def test_the_users_column_counts_users_in_sync(settled) -> None:
+    assert h.xr_status(settled)["userCount"] == 2
+
+
+def test_a_user_change_in_flight_keeps_the_last_sync_and_the_xr_ready(settled) -> None:
+    """Ready says whether the server serves; UsersSynced says a change is in flight."""
+    observed = h.as_observed(
+        settled, server=h.DEPLOYMENT_AVAILABLE, **{h.key(settled, "user-sync"): h.JOB_COMPLETE}
+    )
+    xr = h.example("bsls.yaml")
+    xr["spec"]["users"] = [*xr["spec"]["users"], {"username": "carol", "hostname": "vm-carol"}]
+    rsp = h.reconcile(xr, observed=observed)
+    old, new = h.key(settled, "user-sync"), h.key(rsp, "user-sync")
+    assert old != new
+    sync_keys = sorted(k for k in h.desired(rsp) if k.startswith("user-sync-"))
+    assert sync_keys == sorted([old, new])  # the completed one stays in force meanwhile
+    assert h.conditions(rsp)["UsersSynced"].reason == "Syncing"
+    assert h.xr_status(rsp)["userCount"] == 2
+    assert rsp.desired.composite.ready != fnv1.READY_FALSE
+    # Once the new Job is observed (still running), it counts as ready: nothing flaps.
+    observed = h.as_observed(rsp, server=h.DEPLOYMENT_AVAILABLE, **{old: h.JOB_COMPLETE})
+    running = h.reconcile(xr, observed=observed)
+    assert set(h.desired(running)) == set(h.ready(running))
+    # When it completes, the old one goes.
+    observed = h.as_observed(
+        running, server=h.DEPLOYMENT_AVAILABLE, **{old: h.JOB_COMPLETE, new: h.JOB_COMPLETE}
+    )
+    done = h.reconcile(xr, observed=observed)
+    assert [k for k in h.desired(done) if k.startswith("user-sync-")] == [new]
+    assert h.xr_status(done)["userCount"] == 3
+    assert h.conditions(done)["UsersSynced"].reason == "Synced"
 
 
 def test_second_reconcile_changes_nothing(first, settled) -> None:
@@ -665,7 +698,7 @@ def test_bslr_change_reruns_the_init_job_and_rolls_the_server(first) -> None:
             {"s3": {"bucket": "abc"}, "filesystem": {"persistentVolumeClaim": {"claimName": "p"}}},
             "(got s3, filesystem)",
         ),
-        ({"s3": {"bucket": "abc", "endpoint": "https://minio:9000"}}, "spec.backend.s3.endpoint"),
+        ({"s3": {"bucket": "abc", "endpoint": "ftp://minio:9000"}}, "spec.backend.s3.endpoint"),
         ({"s3": {"bucket": "abc", "prefix": "team-a"}}, "s3.prefix 'team-a' must end with '/'"),
         ({"nfs": {}}, "spec.backend.nfs: is not a known field"),
     ],
@@ -762,3 +795,27 @@ def test_the_largest_server_fits_in_crossplanes_4_mib_answer() -> None:
     assert h.conditions(rsp)["TLSReady"].reason == "CARolloverPending"
     assert len(h.desired(rsp)) == MAX_USERS + 9
     assert rsp.ByteSize() < 0.85 * 4 * 1024 * 1024
+
+
+def ttl(rsp: fnv1.RunFunctionResponse) -> float:
+    return rsp.meta.ttl.ToTimedelta().total_seconds()
+
+
+def test_crossplane_calls_again_soon_while_anything_is_in_flight(first, settled) -> None:
+    assert ttl(first) == 5  # the Deployment and the sync Job are not there yet
+    assert ttl(settled) == 20  # everything holds: a password Secret's change waits 20 s
+    rsp = h.reconcile(h.example("bsls.yaml"), pool=[o for o in h.required_pool()[1:]])
+    assert h.conditions(rsp)["RepositoryReady"].reason == "NotFound"
+    assert ttl(rsp) == 5  # the BSLR is not watched: look again soon
+    inp = {"pollSeconds": 45, "pollInFlightSeconds": 2}
+    assert ttl(h.reconcile(h.example("bsls.yaml"), inp=inp)) == 2
+
+
+def test_a_repository_is_polled_soon_until_it_is_initialised() -> None:
+    rsp = h.reconcile(h.example("bslr.yaml"))
+    assert ttl(rsp) == 5
+    init = h.key(rsp, "repository-init")
+    done = h.reconcile(
+        h.example("bslr.yaml"), observed=h.as_observed(rsp, **{init: h.JOB_COMPLETE})
+    )
+    assert ttl(done) == 20

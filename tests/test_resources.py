@@ -3,6 +3,8 @@ NetworkPolicy and the Jobs (resources/, pods.py)."""
 
 from __future__ import annotations
 
+import pytest
+
 from function import pods
 from function.models import BSLSSpec
 from function.resources import jobs, server
@@ -16,13 +18,15 @@ def spec(**kwargs: object) -> BSLSSpec:
 def deployment(**kwargs: object) -> dict:
     append_ca = bool(kwargs.pop("append_ca", False))
     s = spec(**kwargs)
+    storage = server.storage_for(s.server.cache)
     return server.deployment(
         owner="srv",
         namespace="ns",
         image=s.server.image or "kopia/kopia:0.23.1",
         uid=65532,
         log_level=s.server.logLevel,
-        resources=server.resources_for(s.server.resources),
+        resources=server.resources_for(s.server.resources, storage),
+        storage=storage,
         metrics=s.metrics.enabled,
         connection=conn({"filesystem": {"persistentVolumeClaim": {"claimName": "repo"}}}),
         tls_secret="srv-tls",
@@ -71,8 +75,55 @@ def test_a_brought_cert_manager_secret_is_served_with_its_ca_appended() -> None:
 def test_server_resources_merge_over_defaults() -> None:
     d = deployment(server={"resources": {"limits": {"memory": "4Gi"}}})
     res = d["spec"]["template"]["spec"]["containers"][0]["resources"]
-    assert res["limits"] == {"cpu": "2", "memory": "4Gi", "ephemeral-storage": "10Gi"}
-    assert res["requests"] == server.DEFAULT_RESOURCES["requests"]
+    assert res["limits"] == {"cpu": "2", "memory": "4Gi", "ephemeral-storage": "3327Mi"}
+    assert res["requests"] == {
+        **server.DEFAULT_RESOURCES["requests"],
+        "ephemeral-storage": "1408Mi",
+    }
+    spelled = deployment(server={"resources": {"limits": {"ephemeral-storage": "20Gi"}}})
+    limits = spelled["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["ephemeral-storage"] == "20Gi"
+
+
+def env_of(d: dict) -> dict[str, str]:
+    return {
+        e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+
+
+@pytest.mark.parametrize("size", [64, 2048, 50_000])
+def test_the_cache_and_the_logs_always_fit_under_the_ephemeral_limit(size: int) -> None:
+    """kopia's hard cache limits plus both log folders, with room to spare, in one place."""
+    d = deployment(server={"cache": {"sizeMB": size}})
+    env = env_of(d)
+    cache = int(env["BSLS_CONTENT_CACHE_LIMIT_MB"]) + int(env["BSLS_METADATA_CACHE_LIMIT_MB"])
+    logs = int(env["KOPIA_LOG_DIR_MAX_SIZE_MB"]) + int(env["KOPIA_CONTENT_LOG_DIR_MAX_SIZE_MB"])
+    limit = d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert int(limit["ephemeral-storage"].removesuffix("Mi")) >= cache + logs + 256
+    assert int(env["BSLS_CONTENT_CACHE_MB"]) + int(env["BSLS_METADATA_CACHE_MB"]) == size
+    for script in ("server.sh", "user-sync.sh", "repository-init.sh"):
+        assert '--content-cache-size-limit-mb="${BSLS_CONTENT_CACHE_LIMIT_MB:?}"' in pods.script(
+            script
+        )
+
+
+def test_the_cache_can_live_on_a_volume_of_its_own() -> None:
+    d = deployment(server={"cache": {"sizeMB": 40_000, "volume": {"size": "50Gi"}}})
+    pod = d["spec"]["template"]["spec"]
+    [cache] = [v for v in pod["volumes"] if v["name"] == "cache"]
+    claim = cache["ephemeral"]["volumeClaimTemplate"]["spec"]
+    assert claim["resources"]["requests"]["storage"] == "50Gi"
+    limit = pod["containers"][0]["resources"]["limits"]["ephemeral-storage"]
+    assert limit == "768Mi"  # logs and room only: the cache is not ephemeral storage
+
+
+def test_a_start_never_re_owns_the_repository_and_a_cold_start_is_not_killed() -> None:
+    pod = deployment()["spec"]["template"]["spec"]
+    assert pod["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
+    container = pod["containers"][0]
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 1800
+    assert "initialDelaySeconds" not in container["livenessProbe"]
 
 
 def test_server_image_override_and_rollout_annotations() -> None:

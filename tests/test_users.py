@@ -11,7 +11,7 @@ from function.models import User
 
 def resolved(identity: str, password: str) -> users.Resolved:
     u, h = identity.split("@")
-    return users.Resolved(User(username=u, hostname=h), f"srv-{u}-{h}", password)
+    return users.Resolved(u, h, password)
 
 
 def test_sync_digest_changes_with_any_input_and_hides_passwords() -> None:
@@ -35,14 +35,12 @@ def test_generated_passwords_are_strong_and_url_safe() -> None:
 def test_corrupted_generated_password_is_replaced() -> None:
     user = User(username="bob", hostname="vm")
     kept = {"bob@vm": base64.b64encode(b" bad ").decode()}
-    [r] = users.resolve(
-        [user], owner="srv", kept=kept, required_secrets={}, generate=lambda: "a-new-password"
-    )
+    [r] = users.resolve([user], kept=kept, required_secrets={}, generate=lambda: "a-new-password")
     assert r.password == "a-new-password"
 
 
 def test_a_usable_generated_password_is_kept() -> None:
     user = User(username="bob", hostname="vm")
     kept = {"bob@vm": base64.b64encode(b"the-old-password").decode()}
-    [r] = users.resolve([user], owner="srv", kept=kept, required_secrets={}, generate=str)
+    [r] = users.resolve([user], kept=kept, required_secrets={}, generate=str)
     assert r.password == "the-old-password"

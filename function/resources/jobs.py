@@ -10,9 +10,10 @@ from function.resources.meta import labels, metadata
 
 USERS_DIR = "/etc/bsls/users"
 SERVER_CA_DIR = "/etc/bsls/server-ca"
+# CPU and memory; ephemeral storage follows from pods.JOB_STORAGE.
 JOB_RESOURCES = {
-    "requests": {"cpu": "50m", "memory": "128Mi", "ephemeral-storage": "256Mi"},
-    "limits": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "5Gi"},
+    "requests": {"cpu": "50m", "memory": "128Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
 }
 # Kopia opens the repository once per user command; leave room for large user lists.
 ACTIVE_DEADLINE_SECONDS = 3600
@@ -94,6 +95,7 @@ def user_sync(
         scripts_config_map=scripts_config_map,
         connection=connection,
         identity=names.SYNC_IDENTITY,
+        storage=pods.JOB_STORAGE,
         env=env,
         mounts=[
             {"name": "users", "mountPath": USERS_DIR, "readOnly": True},
@@ -124,6 +126,7 @@ def repository_init(
         scripts_config_map=scripts_config_map,
         connection=connection,
         identity=names.SERVER_IDENTITY,
+        storage=pods.JOB_STORAGE,
         env=[],
         mounts=[],
         volumes=[],

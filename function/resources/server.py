@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from function import names, pods
 from function.connection import Connection
-from function.models import PeerSpec, Resources
+from function.models import CacheSpec, PeerSpec, Resources
 from function.resources.meta import labels, metadata
 
 CONTAINER_PORT = 51515
@@ -14,9 +14,10 @@ METRICS_PORT = 51516
 TLS_DIR = "/etc/bsls/tls"
 ANNOTATION_PREFIX = "dataprotection.bsls.dev/"
 
+# CPU and memory; ephemeral storage follows from the cache (pods.Storage).
 DEFAULT_RESOURCES = {
-    "requests": {"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "1Gi"},
-    "limits": {"cpu": "2", "memory": "2Gi", "ephemeral-storage": "10Gi"},
+    "requests": {"cpu": "100m", "memory": "256Mi"},
+    "limits": {"cpu": "2", "memory": "2Gi"},
 }
 
 
@@ -26,9 +27,21 @@ def selector(owner: str, component: str = "server") -> dict[str, str]:
     return {k: full[k] for k in ("app.kubernetes.io/instance", names.LABEL_COMPONENT)}
 
 
-def resources_for(overrides: Resources | None) -> dict[str, dict[str, str]]:
+def storage_for(cache: CacheSpec) -> pods.Storage:
+    """What the server may write: its cache as the spec sizes it, and its logs."""
+    volume = cache.volume
+    return pods.Storage(
+        cache_mb=cache.sizeMB,
+        cache_volume=volume.size if volume else None,
+        cache_storage_class=volume.storageClassName if volume else None,
+    )
+
+
+def resources_for(overrides: Resources | None, storage: pods.Storage) -> dict[str, dict[str, str]]:
     """The server's compute resources: the defaults, overridden field by field."""
     out = {k: dict(v) for k, v in DEFAULT_RESOURCES.items()}
+    out["requests"]["ephemeral-storage"] = storage.ephemeral_request
+    out["limits"]["ephemeral-storage"] = storage.ephemeral_limit
     if overrides is not None:
         out["requests"].update(overrides.requests or {})
         out["limits"].update(overrides.limits or {})
@@ -43,6 +56,7 @@ def deployment(
     uid: int,
     log_level: str,
     resources: Mapping[str, Mapping[str, str]],
+    storage: pods.Storage,
     metrics: bool,
     connection: Connection,
     tls_secret: str,
@@ -83,6 +97,7 @@ def deployment(
         scripts_config_map=scripts_config_map,
         connection=connection,
         identity=names.SERVER_IDENTITY,
+        storage=storage,
         env=env,
         mounts=[{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}],
         volumes=[
@@ -101,8 +116,11 @@ def deployment(
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}
         )
     probe = {"tcpSocket": {"port": "kopia"}, "periodSeconds": 10}
-    container["readinessProbe"] = {**probe, "initialDelaySeconds": 2}
-    container["livenessProbe"] = {**probe, "initialDelaySeconds": 30, "failureThreshold": 6}
+    # A cold start opens the repository first (a large one takes minutes): the liveness
+    # probe only starts once the startup probe passed, up to 30 minutes after the start.
+    container["startupProbe"] = {**probe, "periodSeconds": 5, "failureThreshold": 360}
+    container["readinessProbe"] = {**probe, "periodSeconds": 5}
+    container["livenessProbe"] = {**probe, "failureThreshold": 6}
     pod_labels = labels(owner, "server")
     return {
         "apiVersion": "apps/v1",

@@ -12,6 +12,14 @@ set -eu
 : "${KOPIA_PASSWORD:?the repository password (KOPIA_PASSWORD) is not set}"
 : "${BSLS_USERS_DIR:?} ${BSLS_IDENTITY_USERNAME:?} ${BSLS_IDENTITY_HOSTNAME:?}"
 
+# kopia's cache, sized by the function (its own default, 5,000 MB twice, would outgrow
+# the pod's ephemeral storage).
+set -- "$@" \
+  --content-cache-size-mb="${BSLS_CONTENT_CACHE_MB:?}" \
+  --content-cache-size-limit-mb="${BSLS_CONTENT_CACHE_LIMIT_MB:?}" \
+  --metadata-cache-size-mb="${BSLS_METADATA_CACHE_MB:?}" \
+  --metadata-cache-size-limit-mb="${BSLS_METADATA_CACHE_LIMIT_MB:?}"
+
 echo "connecting to the repository as ${BSLS_IDENTITY_USERNAME}@${BSLS_IDENTITY_HOSTNAME}"
 kopia repository connect "$@" \
   --override-username="${BSLS_IDENTITY_USERNAME}" \

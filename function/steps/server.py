@@ -50,6 +50,7 @@ def step(
     if spec.metrics.podMonitor:
         resources[names.POD_MONITOR] = recipe(server.pod_monitor, owner, namespace)
     if connection is not None:
+        storage = server.storage_for(spec.server.cache)
         rollout = {
             "tls-digest": served.chain_digest,
             "scripts-digest": pods.scripts_digest(pods.SERVER_SCRIPTS),
@@ -63,7 +64,8 @@ def step(
             image=spec.server.image or s.input.kopiaImage,
             uid=s.input.runAsUser,
             log_level=spec.server.logLevel,
-            resources=server.resources_for(spec.server.resources),
+            resources=server.resources_for(spec.server.resources, storage),
+            storage=storage,
             metrics=spec.metrics.enabled,
             connection=connection,
             tls_secret=served.secret_name,

@@ -5,9 +5,16 @@ re-read them (over verified TLS). Its name carries an HMAC of every identity, pa
 and setting it applies, so a change is a new Job and an unchanged sync keeps its
 completed one. While any user's password cannot be read, no new sync is issued and the
 last one stays in force.
+
+This is the one step whose work grows with the spec, so it runs in two parts: `step`
+reads what it needs from the snapshot into `Inputs` (and draws any new password), and
+`compose`, pure, is `cached` whole: a settled call costs what reading the inputs costs.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
 
 from function import bundle, names, pods, users
 from function.conditions import Condition, JobProgress, UsersSynced
@@ -16,10 +23,29 @@ from function.entropy import Entropy
 from function.memo import recipe
 from function.resources import jobs
 from function.snapshot import ServerSnapshot
-from function.step import KEEP, Desired, Step
+from function.step import KEEP, Desired, Step, cached
 from function.steps.control import Control
 from function.steps.server import endpoint
 from function.steps.serving import Served
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """Everything `compose` reads: plain values, nothing random."""
+
+    owner: str
+    namespace: str
+    url: str
+    image: str
+    uid: int
+    resolved: tuple[users.Resolved, ...]
+    observed: frozenset[str]  # the credentials and sync keys Crossplane observed
+    # Observed sync Jobs: key, name, progress, how many users it applies.
+    jobs: tuple[tuple[str, str, JobProgress, int], ...]
+    trust_pem: bytes
+    fingerprint: str
+    connection: Connection | None
+    control: Control
 
 
 def _kept_passwords(s: ServerSnapshot) -> dict[str, str]:
@@ -60,73 +86,136 @@ def step(
     served: Served,
     control: Control,
     entropy: Entropy,
-) -> Step[list[users.Resolved]]:
+) -> Step[Users]:
     """Every user's credentials Secret and the sync Job, or what is kept and why."""
-    owner, namespace, url = s.xr.tenant, s.xr.namespace, endpoint(s)
+    owner = s.xr.tenant
     resolved = users.resolve(
         s.spec.users,
-        owner=owner,
         kept=_kept_passwords(s),
         required_secrets=_password_secrets(s),
         generate=entropy.password,
     )
+    sync_keys = s.observed.keys(f"{names.USER_SYNC}-")
+    inputs = Inputs(
+        owner=owner,
+        namespace=s.xr.namespace,
+        url=endpoint(s),
+        image=s.input.kopiaImage,
+        uid=s.input.runAsUser,
+        resolved=tuple(resolved),
+        observed=frozenset(
+            key
+            for u in s.spec.users
+            for key in (names.credentials_key(u.identity), names.legacy_credentials_key(u.identity))
+            if key in s.observed
+        )
+        | frozenset(sync_keys),
+        jobs=tuple(
+            (
+                key,
+                s.observed.name(key),
+                s.observed.job(key, s.observed.name(key)),
+                len(s.observed.projected_paths(key, "users")),
+            )
+            for key in sync_keys
+        ),
+        trust_pem=served.trust_pem,
+        fingerprint=served.fingerprint,
+        connection=connection,
+        control=control,
+    )
+    return cached(compose, inputs)
+
+
+class UserStatus(NamedTuple):
+    """A user as the XR's status lists it."""
+
+    identity: str
+    credentials_secret: str
+
+
+class Users(NamedTuple):
+    """The users step's value: the users the spec lists, and how many are in sync."""
+
+    listed: tuple[UserStatus, ...]
+    in_sync: int  # users the repository holds as the last completed sync left them
+
+
+def compose(i: Inputs) -> Step[Users]:
+    """The credentials Secrets, the sync Job and UsersSynced, from the inputs alone."""
     resources: dict[str, Desired] = {}
-    for r in resolved:
-        key = names.credentials_key(r.user.identity)
-        legacy = names.legacy_credentials_key(r.user.identity)
-        if r.password is not None and served.trust_pem:
+    secrets = [names.credentials(i.owner, r.username, r.hostname) for r in i.resolved]
+    listed = tuple(UserStatus(r.identity, n) for r, n in zip(i.resolved, secrets, strict=True))
+    for r, secret_name in zip(i.resolved, secrets, strict=True):
+        key = names.credentials_key(r.identity)
+        legacy = names.legacy_credentials_key(r.identity)
+        if r.password is not None and i.trust_pem:
             resources[key] = recipe(
                 bundle.credentials_secret,
-                owner,
-                namespace,
-                r.secret_name,
-                r.user.username,
-                r.user.hostname,
+                i.owner,
+                i.namespace,
+                secret_name,
+                r.username,
+                r.hostname,
                 r.password,
-                url,
-                served.trust_pem,
-                served.fingerprint,
+                i.url,
+                i.trust_pem,
+                i.fingerprint,
             )
-        elif key in s.observed:
+        elif key in i.observed:
             resources[key] = KEEP
-        elif legacy in s.observed:
+        elif legacy in i.observed:
             # Not moved to its new name yet: the old Secret stays until it can be.
             resources[legacy] = KEEP
-    problems = [r.problem for r in resolved if r.problem]
-    if connection is None or problems or not served.trust_pem:
+    problems = [r.problem for r in i.resolved if r.problem]
+    done = [(key, count) for key, _, progress, count in i.jobs if progress is JobProgress.COMPLETE]
+    if i.connection is None or problems or not i.trust_pem:
         # Keep the last sync exactly as it is: it stays the one in force.
-        resources.update(dict.fromkeys(s.observed.keys(f"{names.USER_SYNC}-"), KEEP))
-        return Step(resources, _waiting(problems), resolved)
+        resources.update({key: KEEP for key, _, _, _ in i.jobs})
+        in_sync = max((count for _, count in done), default=0)
+        return Step(resources, _waiting(problems), Users(listed, in_sync))
     digest = users.sync_digest(
-        control.hmac_key,
-        resolved,
+        i.control.hmac_key,
+        list(i.resolved),
         {
-            "endpoint": url,
-            "repository": connection.digest,
-            "image": s.input.kopiaImage,
+            "endpoint": i.url,
+            "repository": i.connection.digest,
+            "image": i.image,
             "scripts": pods.scripts_digest(pods.SERVER_SCRIPTS),
-            "control": control.password,
+            "control": i.control.password,
         },
     )
-    job_name = names.job(owner, "user-sync", digest)
+    job_name = names.job(i.owner, "user-sync", digest)
     job_key = names.job_key(names.USER_SYNC, job_name)
     resources[job_key] = recipe(
         jobs.user_sync,
-        owner=owner,
-        namespace=namespace,
+        owner=i.owner,
+        namespace=i.namespace,
         digest=digest,
-        image=s.input.kopiaImage,
-        uid=s.input.runAsUser,
-        connection=connection,
-        sources=tuple((r.secret_name, r.user.identity) for r in resolved),
-        endpoint=url,
-        ca_bundle=names.owned(owner, "ca-bundle"),
-        control_secret=control.secret_name,
-        control_username=control.username,
-        scripts_config_map=names.owned(owner, "scripts"),
+        image=i.image,
+        uid=i.uid,
+        connection=i.connection,
+        sources=tuple((n, r.identity) for r, n in zip(i.resolved, secrets, strict=True)),
+        endpoint=i.url,
+        ca_bundle=names.owned(i.owner, "ca-bundle"),
+        control_secret=i.control.secret_name,
+        control_username=i.control.username,
+        scripts_config_map=names.owned(i.owner, "scripts"),
     )
-    progress = s.observed.job(job_key, job_name)
-    return Step(resources, _synced(progress, namespace, job_name, len(resolved)), resolved)
+    progress = next(
+        (p for key, name, p, _ in i.jobs if key == job_key and name == job_name),
+        JobProgress.RUNNING,
+    )
+    condition = _synced(progress, i.namespace, job_name, len(i.resolved))
+    if progress is JobProgress.COMPLETE:
+        return Step(resources, condition, Users(listed, len(i.resolved)))
+    # While the new sync runs (or waits to run again), the last completed one stays in
+    # force: kept, and counted; the server keeps serving, so the XR stays Ready.
+    earlier = [(key, count) for key, count in done if key != job_key]
+    resources.update({key: KEEP for key, _ in earlier})
+    in_sync = max((count for _, count in earlier), default=0)
+    ready = frozenset({job_key}) if earlier else frozenset()
+    return Step(resources, condition, Users(listed, in_sync), ready)
 
 
 def _waiting(problems: list[str]) -> Condition:

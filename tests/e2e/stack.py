@@ -56,8 +56,8 @@ class Stack:
 
     def sync_job(self) -> dict:
         """The user-sync Job the XR desires now (its key is `user-sync-<digest>`)."""
-        [job] = [v for k, v in self.server.desired.items() if k.startswith("user-sync-")]
-        return job
+        assert self.server.rsp is not None
+        return helpers.sync_job(self.server.rsp)
 
     def job_run(self) -> JobRun:
         """The run of the user-sync Job the XR desires now."""

@@ -52,8 +52,10 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # a Deployment rolls out, Crossplane reconciles (the slowest step is an image pull).
 T = 120
 # Crossplane re-reads required resources (the BSLR, the password Secrets) only when it
-# calls the function again: at its poll interval (60 s) unless something it watches
-# changes. A wait for such a change allows two intervals.
+# calls the function again, unless something it watches changes: after the TTL the
+# function answers with (the input's pollSeconds at ease, pollInFlightSeconds while
+# something is in flight), or at its own poll interval (60 s) without one. A wait for
+# such a change allows well over the longest of these.
 POLL = 150
 # Milestones the session measured, printed at its end (conftest.py).
 MILESTONES: dict[str, float] = {}

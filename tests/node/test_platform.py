@@ -175,3 +175,22 @@ def test_the_apis_are_installed_and_every_xrd_is_established(node) -> None:
             assert got is not None, f"{path}: {doc['kind']} {doc['metadata']['name']}"
             if doc["kind"] == "CompositeResourceDefinition":
                 assert tenant.is_true(got, "Established"), tenant.condition(got, "Established")
+
+
+def test_a_guaranteed_pod_runs(node, probe_vm: Vm) -> None:
+    """kubelet asks for oom_score_adj -997 for a Guaranteed pod's containers (and -998 for
+    every sandbox), which this machine does not allow a process to set: containerd's
+    restrict_oom_score_adj keeps them at its own value, and the pod runs."""
+    vm = Vm(probe_vm.tenant, "guaranteed", probe_vm.bundle)
+    pod = vm.manifest()
+    limits = {"cpu": "100m", "memory": "64Mi"}
+    pod["spec"]["containers"][0]["resources"] = {"requests": limits, "limits": limits}
+    node.kube.create(pod)
+    try:
+        tenant.wait(
+            lambda: tenant.is_true(node.kube.reload(pod), "Ready"), tenant.T, "the pod to run"
+        )
+        assert node.kube.reload(pod)["status"]["qosClass"] == "Guaranteed"
+        assert vm.sh("cat /proc/1/oom_score_adj").stdout.strip() == "0"
+    finally:
+        vm.stop()
