@@ -62,7 +62,7 @@ golden: venv
 lint: venv
 	$(VENV)/bin/ruff check function tests bench hack
 	$(VENV)/bin/ruff format --check function tests bench hack
-	$(VENV)/bin/shellcheck -s sh function/scripts/*.sh hack/*.sh .ci/run tests/vm/guest/*.sh tests/vm/guest/steps/*.sh
+	$(VENV)/bin/shellcheck -x -P function/scripts -s sh function/scripts/*.sh hack/*.sh .ci/run tests/vm/guest/*.sh tests/vm/guest/steps/*.sh
 
 unit: venv
 	$(PY) -m pytest -q tests --ignore=tests/e2e --ignore=tests/node --ignore=tests/vm

@@ -33,6 +33,7 @@ class Parts:
     env: list[dict] = dataclasses.field(default_factory=list)
     volumes: list[dict] = dataclasses.field(default_factory=list)
     mounts: list[dict] = dataclasses.field(default_factory=list)
+    claim: str | None = None  # the PersistentVolumeClaim every pod mounts, if any
 
     def mount(self, volume: tuple[dict, dict]) -> None:
         """Add a volume and its mount."""
@@ -229,6 +230,7 @@ def _filesystem(fs: FilesystemBackend) -> Parts:
         env=[{"name": REPOSITORY_PATH_ENV, "value": fs.path}],
     )
     claim = {"claimName": fs.persistentVolumeClaim.claimName}
+    parts.claim = fs.persistentVolumeClaim.claimName
     parts.mount(
         (
             {"name": "repository", "persistentVolumeClaim": claim},

@@ -38,7 +38,7 @@ def compose(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> Comp
     ctl = control.step(s, entropy)
     connection = repo.value if tls.value.ok else None
     srv = server.step(s, connection, tls.value, ctl.value)
-    people = users.step(s, connection, tls.value, ctl.value, entropy)
+    people = users.step(s, connection, tls.value, ctl.value, entropy=entropy, now=now)
 
     served = tls.value
     fingerprint = served.fingerprint or s.xr.status.tls_fingerprint
@@ -59,7 +59,7 @@ def compose(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> Comp
     ready = None if names.SERVER in srv.resources else False
     # Conditions in the order the XR has always listed them: users before the server.
     steps = (repo, tls, ctl, people, srv)
-    return Composition(needs, steps, status, ready, poll(s.input, steps))
+    return Composition(needs, steps, status, ready, poll(s.input, steps, now))
 
 
 def requirements(s: ServerSnapshot) -> tuple[Requirement, ...]:

@@ -63,6 +63,8 @@ class Initialized(enum.StrEnum):
     INITIALIZED = "Initialized"
     INITIALIZING = "Initializing"
     INIT_FAILED = "InitFailed"
+    CLAIM_NOT_FOUND = "ClaimNotFound"
+    CLAIM_UNUSABLE = "ClaimUnusable"
 
 
 # Condition type -> its reasons. The class name is the type's name.

@@ -28,6 +28,7 @@ class Connection:
     volumes: tuple[dict, ...]
     mounts: tuple[dict, ...]
     location: str  # for display: s3://bucket/prefix, pvc://claim/path, ...
+    claim: str | None = None  # the PersistentVolumeClaim all its pods mount, if any
 
     @functools.cached_property
     def digest(self) -> str:
@@ -49,4 +50,5 @@ def connect(spec: BSLRSpec) -> Connection:
         volumes=tuple(parts.volumes),
         mounts=tuple(parts.mounts),
         location=parts.location,
+        claim=parts.claim,
     )

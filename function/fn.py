@@ -44,7 +44,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         try:
             s = read(req)
             if isinstance(s, RepositorySnapshot):
-                composition = bslr.compose(s)
+                composition = bslr.compose(s, self.clock())
             else:
                 composition = bsls.compose(s, self.clock(), self.entropy)
             respond(rsp, s, composition)

@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from function.backends import Backend
 from function.kube import DNS_SUBDOMAIN, LocalRef, ObjectName, SecretKeyRef, Strict
+from function.placement import Placement
 
 DEFAULT_API_VERSION = "dataprotection.bsls.dev/v1alpha1"
 DEFAULT_KOPIA_IMAGE = "kopia/kopia:0.23.1"
@@ -62,6 +63,8 @@ class FunctionInput(Strict):
     # password Secret, the BSLR) are not watched: a change is seen at the next call.
     pollSeconds: int = Field(default=20, ge=1, le=3600)
     pollInFlightSeconds: int = Field(default=5, ge=1, le=3600)
+    # Where every pod runs (nodeSelector, tolerations, ...); tenants add to it.
+    placement: Placement = Field(default_factory=Placement)
 
     @field_validator("controlUsername")
     @classmethod
@@ -287,6 +290,8 @@ class BSLSSpec(Strict):
     networkPolicy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
     server: ServerSpec = Field(default_factory=ServerSpec)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    # Where the server and its user-sync Jobs run, added to the platform's placement.
+    placement: Placement = Field(default_factory=Placement)
 
     @field_validator("users")
     @classmethod

@@ -47,6 +47,7 @@ LEGACY_CREDENTIALS_PREFIX = "credentials-"
 REQ_REPOSITORY = "repository"
 REQ_TLS_SECRET = "tls-secret"
 REQ_SERVERS = "servers"
+REQ_CLAIM = "claim"  # a filesystem BSLR's PersistentVolumeClaim
 REQ_SECRET_PREFIX = "secret-"
 
 # Identities the function's own pods use inside the repository. Tenants cannot take

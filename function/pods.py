@@ -17,6 +17,7 @@ from importlib import resources
 
 from function.connection import Connection
 from function.memo import MEMO
+from function.placement import PodPlacement
 
 SCRIPTS_DIR = "/scripts"
 CONFIG_DIR = "/app/config"
@@ -28,8 +29,8 @@ SCRATCH = {
     "tmp": "/tmp",  # noqa: S108 - a private emptyDir, not the node's /tmp
 }
 # The scripts each kind of XR ships to its pods (in its scripts ConfigMap).
-SERVER_SCRIPTS = ("server.sh", "user-sync.sh")
-REPOSITORY_SCRIPTS = ("repository-init.sh",)
+SERVER_SCRIPTS = ("server.sh", "user-sync.sh", "storage-errors.sh")
+REPOSITORY_SCRIPTS = ("repository-init.sh", "storage-errors.sh")
 
 
 def _read(name: str) -> str:
@@ -225,6 +226,7 @@ def kopia_pod(
     volumes: list[dict],
     resources_: dict,
     restart_policy: str,
+    placement: PodPlacement,
 ) -> dict:
     """A restricted pod that runs one of our scripts against the repository.
 
@@ -248,7 +250,7 @@ def kopia_pod(
         mounts=mounts,
         resources_=merged,
     )
-    return pod_spec(
+    spec = pod_spec(
         uid=uid,
         containers=[container],
         volumes=[
@@ -259,6 +261,7 @@ def kopia_pod(
         ],
         restart_policy=restart_policy,
     )
+    return placement.apply(spec)
 
 
 def pod_spec(*, uid: int, containers: list[dict], volumes: list[dict], restart_policy: str) -> dict:

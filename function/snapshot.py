@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import datetime
 import json
 import re
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from google.protobuf import struct_pb2
 
 from function.conditions import JobProgress
+from function.failures import Failure
 from function.kube import M, SpecError, describe_error, parse
 from function.memo import MEMO
 from function.models import CROSSPLANE_SPEC_FIELDS, BSLRSpec, BSLSSpec, FunctionInput
@@ -192,6 +194,24 @@ class Observed:
             return JobProgress.FAILED
         return JobProgress.RUNNING
 
+    def job_failure(self, key: str) -> Failure | None:
+        """Why and when an observed Job failed, or None when it has not."""
+        listed = _fields(self._top(key).get("status")).get("conditions")
+        for c in (
+            listed.list_value.values if listed is not None and listed.HasField("list_value") else []
+        ):
+            fields = _fields(c)
+            if _string(fields, "type") == "Failed" and _string(fields, "status") == "True":
+                when = _string(fields, "lastTransitionTime")
+                try:
+                    at = datetime.datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ").replace(
+                        tzinfo=datetime.UTC
+                    )
+                except ValueError:
+                    at = None
+                return Failure(at, _string(fields, "reason"), _string(fields, "message"))
+        return None
+
     def projected_paths(self, key: str, volume: str) -> tuple[str, ...]:
         """The paths a pod template's projected volume lays out (a sync Job's identities)."""
         spec = _fields(_fields(_fields(self._top(key).get("spec")).get("template")).get("spec"))
@@ -272,6 +292,14 @@ class SiblingServer:
     repository: str  # the BSLR it names
 
 
+@dataclasses.dataclass(frozen=True)
+class RequiredClaim:
+    """A PersistentVolumeClaim, as far as placement cares."""
+
+    access_modes: tuple[str, ...]
+    phase: str  # Pending, Bound, Lost
+
+
 class Required:
     """The required resources Crossplane returned, pinned to the tenant's namespace."""
 
@@ -292,6 +320,25 @@ class Required:
         if found is None or _text(found, "metadata", "namespace") not in ("", self._namespace):
             return None
         return normalise(found)  # type: ignore[return-value]
+
+    def claim(self, name: str) -> RequiredClaim | None:
+        """The PersistentVolumeClaim that answered requirement `name`.
+
+        Its access modes are the bound volume's (status) once bound, else those asked for.
+        """
+        found = self.one(name)
+        if found is None:
+            return None
+        modes: list = []
+        for part in ("status", "spec"):
+            section = found.get(part)
+            listed = section.get("accessModes") if isinstance(section, dict) else None
+            if isinstance(listed, list) and listed:
+                modes = listed
+                break
+        return RequiredClaim(
+            tuple(m for m in modes if isinstance(m, str)), _text(found, "status", "phase")
+        )
 
     def repository(self, name: str) -> RequiredRepository | None:
         """The BSLR that answered requirement `name`."""

@@ -38,12 +38,15 @@ class Step(Generic[T]):
 
     `ready_when_observed` names resources that are ready once they exist, whatever
     their kind says (a sync Job in flight while an older one is still in force).
+    `wake` is when the step has something to do without any change (a failed Job's next
+    attempt): the call after it must not come later.
     """
 
     resources: Mapping[str, Desired]
     condition: Condition | None
     value: T
     ready_when_observed: frozenset[str] = frozenset()
+    wake: datetime.datetime | None = None
 
 
 def _built(fn: Callable[[In], Step[T]], inputs: In) -> Step[T]:
@@ -51,7 +54,7 @@ def _built(fn: Callable[[In], Step[T]], inputs: In) -> Step[T]:
     resources = {
         k: MEMO.built(v) if isinstance(v, Recipe) else v for k, v in step.resources.items()
     }
-    return Step(resources, step.condition, step.value, step.ready_when_observed)
+    return dataclasses.replace(step, resources=resources)
 
 
 def cached(fn: Callable[[In], Step[T]], inputs: In) -> Step[T]:
@@ -108,11 +111,16 @@ class Composition:
         return tuple(s.condition for s in self.steps if s.condition is not None)
 
 
-def poll(inp: FunctionInput, steps: tuple[Step, ...]) -> datetime.timedelta:
+def poll(inp: FunctionInput, steps: tuple[Step, ...], now: datetime.datetime) -> datetime.timedelta:
     """How soon Crossplane should call again (the response TTL).
 
     Soon while anything is in flight or waits for an input Crossplane does not watch
-    (a BSLR that is not Ready, a missing Secret); at ease once every condition holds.
+    (a BSLR that is not Ready, a missing Secret); at ease once every condition holds,
+    or while a failed Job waits for its next attempt, and then no later than that.
     """
-    settled = all(step.condition is None or step.condition.ok for step in steps)
-    return datetime.timedelta(seconds=inp.pollSeconds if settled else inp.pollInFlightSeconds)
+    waiting = [s.wake for s in steps if s.wake is not None]
+    busy = any(s.condition is not None and not s.condition.ok for s in steps if s.wake is None)
+    ttl = datetime.timedelta(seconds=inp.pollInFlightSeconds if busy else inp.pollSeconds)
+    if waiting:
+        ttl = min(ttl, max(min(waiting) - now, datetime.timedelta(seconds=1)))
+    return ttl

@@ -232,8 +232,52 @@ DEPLOYMENT_AVAILABLE = {
 }
 JOB_COMPLETE = {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}
 JOB_FAILED = {
-    "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
+    "conditions": [
+        {
+            "type": "Failed",
+            "status": "True",
+            "reason": "BackoffLimitExceeded",
+            "message": "Job has reached the specified backoff limit",
+            "lastTransitionTime": "2026-06-01T11:59:55Z",  # just before NOW
+        }
+    ],
+    "failed": 5,
 }
+
+
+def job_failed(
+    job: dict, code: int, at: str = "2026-06-01T11:59:55Z", pod: str | None = None
+) -> dict:
+    """The status the Job controller (Kubernetes 1.35) writes when the pod exited `code`.
+
+    A code the Job's podFailurePolicy lists fails it at once with reason PodFailurePolicy
+    and the message pkg/controller/job/pod_failure_policy.go formats; any other code
+    exhausts backoffLimit first.
+    """
+    spec = job["spec"]
+    container = spec["template"]["spec"]["containers"][0]["name"]
+    pod = pod or f"{job['metadata']['name']}-x7k2q"
+    for index, rule in enumerate((spec.get("podFailurePolicy") or {}).get("rules", [])):
+        codes = rule.get("onExitCodes") or {}
+        if rule["action"] == "FailJob" and code in [int(v) for v in codes.get("values", [])]:
+            reason = "PodFailurePolicy"
+            message = (
+                f"Container {container} for pod {job['metadata']['namespace']}/{pod} failed "
+                f"with exit code {code} matching FailJob rule at index {index}"
+            )
+            failed = 1
+            break
+    else:
+        reason, message = "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+        failed = int(spec.get("backoffLimit", 6)) + 1
+    condition = {"status": "True", "reason": reason, "message": message}
+    return {
+        "conditions": [
+            {"type": "FailureTarget", **condition, "lastTransitionTime": at},
+            {"type": "Failed", **condition, "lastTransitionTime": at},
+        ],
+        "failed": failed,
+    }
 
 
 def key(found: fnv1.RunFunctionResponse | dict, prefix: str) -> str:

@@ -804,7 +804,7 @@ def ttl(rsp: fnv1.RunFunctionResponse) -> float:
 def test_crossplane_calls_again_soon_while_anything_is_in_flight(first, settled) -> None:
     assert ttl(first) == 5  # the Deployment and the sync Job are not there yet
     assert ttl(settled) == 20  # everything holds: a password Secret's change waits 20 s
-    rsp = h.reconcile(h.example("bsls.yaml"), pool=[o for o in h.required_pool()[1:]])
+    rsp = h.reconcile(h.example("bsls.yaml"), pool=h.required_pool()[1:])
     assert h.conditions(rsp)["RepositoryReady"].reason == "NotFound"
     assert ttl(rsp) == 5  # the BSLR is not watched: look again soon
     inp = {"pollSeconds": 45, "pollInFlightSeconds": 2}

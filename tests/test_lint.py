@@ -63,6 +63,9 @@ def test_pod_scripts_pass_shellcheck() -> None:
     scripts = sorted((procs.ROOT / "function" / "scripts").glob("*.sh"))
     assert scripts
     out = subprocess.run(
-        [shellcheck, "-s", "sh", *map(str, scripts)], capture_output=True, text=True, check=False
+        [shellcheck, "-x", "-P", str(scripts[0].parent), "-s", "sh", *map(str, scripts)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert out.returncode == 0, out.stdout

@@ -3,7 +3,8 @@
 LOAD_REQUESTS (default 10,000) calls from 64 threads, a mix of settled servers with 10
 users, invalid specs, and settled servers with the most users allowed (500). Every
 response must be valid, no call may fail in transport, and resident memory must not
-grow between the first and the second half of the run.
+grow between the first and the second half of the run (compared by median: the
+highest sample is whenever several large calls were in flight).
 """
 
 from __future__ import annotations
@@ -91,12 +92,16 @@ def test_many_concurrent_calls() -> None:
         done = list(pool.map(call, range(REQUESTS)))
     assert len(done) == REQUESTS
     assert errors == []
-    # Flat: the highest RSS seen in the second half of the calls is no more than 10%
-    # (plus 4 MiB of slack for a large call in flight) above the first half's highest.
-    first = max(kib for i, kib in samples if i < REQUESTS // 2)
-    second = max(kib for i, kib in samples if i >= REQUESTS // 2)
+    # Flat: memory that leaks grows with the calls, so the typical (median) RSS of the
+    # second half of the calls is no more than 10% (plus 4 MiB) above the first half's.
+    # The highest is printed but not compared: it is whichever moment several of the
+    # large calls happened to be in flight at once.
+    first = sorted(kib for i, kib in samples if i < REQUESTS // 2)
+    second = sorted(kib for i, kib in samples if i >= REQUESTS // 2)
+    median_first, median_second = first[len(first) // 2], second[len(second) // 2]
     print(
-        f"\nload: {REQUESTS} calls from {CALLERS} callers, RSS KiB at start {start}, "
-        f"highest in the first half {first}, in the second half {second}"
+        f"\nload: {REQUESTS} calls from {CALLERS} callers, RSS KiB at start {start}; "
+        f"first half median {median_first}, highest {first[-1]}; "
+        f"second half median {median_second}, highest {second[-1]}"
     )
-    assert second <= first * 1.10 + 4096, (first, second)
+    assert median_second <= median_first * 1.10 + 4096, (median_first, median_second)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from function import names, pods
+from function import failures, names, pods
 from function.connection import Connection
+from function.placement import PodPlacement
 from function.resources.meta import labels, metadata
 
 USERS_DIR = "/etc/bsls/users"
@@ -19,16 +20,38 @@ JOB_RESOURCES = {
 ACTIVE_DEADLINE_SECONDS = 3600
 
 
-def _job(name: str, namespace: str, owner: str, component: str, pod: dict) -> dict:
-    # No ttlSecondsAfterFinished: Crossplane would re-create a Job that deleted itself.
+CONTENT = "dataprotection.bsls.dev/content"
+
+
+def _job(  # noqa: PLR0917
+    name: str,
+    namespace: str,
+    owner: str,
+    component: str,
+    pod: dict,
+    content: str,
+    attempt: int,
+    placement: PodPlacement,
+) -> dict:
+    """A Job for one attempt of what `content` (a digest of what it applies) names.
+
+    No ttlSecondsAfterFinished: Crossplane would re-create a Job that deleted itself.
+    Exit codes with a known cause fail it at once (failures.py); others are retried.
+    """
+    meta = metadata(name, namespace, owner, component)
+    meta["annotations"] = {CONTENT: content, failures.ATTEMPT: str(attempt)}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": metadata(name, namespace, owner, component),
+        "metadata": meta,
         "spec": {
             "backoffLimit": 4,
             "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
-            "template": {"metadata": {"labels": labels(owner, component)}, "spec": pod},
+            "podFailurePolicy": failures.pod_failure_policy(pod["containers"][0]["name"]),
+            "template": {
+                "metadata": {"labels": {**labels(owner, component), **placement.labels()}},
+                "spec": pod,
+            },
         },
     }
 
@@ -52,6 +75,7 @@ def user_sync(
     owner: str,
     namespace: str,
     digest: str,
+    attempt: int,
     image: str,
     uid: int,
     connection: Connection,
@@ -61,6 +85,7 @@ def user_sync(
     control_secret: str,
     control_username: str,
     scripts_config_map: str,
+    placement: PodPlacement,
 ) -> dict:
     """The Job that makes the repository's users match the spec, then refreshes the server.
 
@@ -104,18 +129,22 @@ def user_sync(
         volumes=[users_volume(sources), server_ca],
         resources_=JOB_RESOURCES,
         restart_policy="Never",
+        placement=placement,
     )
-    return _job(names.job(owner, "user-sync", digest), namespace, owner, "user-sync", pod)
+    name = failures.attempt_name(owner, "user-sync", digest, attempt)
+    return _job(name, namespace, owner, "user-sync", pod, digest[:16], attempt, placement)
 
 
 def repository_init(
     *,
     owner: str,
     namespace: str,
+    attempt: int,
     image: str,
     uid: int,
     connection: Connection,
     scripts_config_map: str,
+    placement: PodPlacement,
 ) -> dict:
     """The Job that connects to the repository or creates it on empty storage."""
     pod = pods.kopia_pod(
@@ -132,14 +161,16 @@ def repository_init(
         volumes=[],
         resources_=JOB_RESOURCES,
         restart_policy="Never",
+        placement=placement,
     )
-    return _job(init_name(owner, connection, image), namespace, owner, "repository-init", pod)
+    digest = init_digest(connection, image)
+    name = failures.attempt_name(owner, "init", digest, attempt)
+    return _job(name, namespace, owner, "repository-init", pod, digest[:16], attempt, placement)
 
 
-def init_name(owner: str, connection: Connection, image: str) -> str:
-    """The init Job's name: it runs again when the storage settings or the image change."""
-    digest = hashlib.sha256(f"{connection.digest}:{image}".encode()).hexdigest()
-    return names.job(owner, "init", digest)
+def init_digest(connection: Connection, image: str) -> str:
+    """What the init Job applies: it runs again when the storage settings or the image change."""
+    return hashlib.sha256(f"{connection.digest}:{image}".encode()).hexdigest()
 
 
 def deny_ingress(owner: str, namespace: str, component: str) -> dict:

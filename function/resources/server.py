@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from function import names, pods
 from function.connection import Connection
 from function.models import CacheSpec, PeerSpec, Resources
+from function.placement import PodPlacement
 from function.resources.meta import labels, metadata
 
 CONTAINER_PORT = 51515
@@ -65,6 +66,7 @@ def deployment(
     control_username: str,
     scripts_config_map: str,
     rollout: Mapping[str, str],
+    placement: PodPlacement,
 ) -> dict:
     """The server Deployment.
 
@@ -108,6 +110,7 @@ def deployment(
         ],
         resources_={k: dict(v) for k, v in resources.items()},
         restart_policy="Always",
+        placement=placement,
     )
     [container] = pod["containers"]
     container["ports"] = [{"name": "kopia", "containerPort": CONTAINER_PORT, "protocol": "TCP"}]
@@ -121,7 +124,7 @@ def deployment(
     container["startupProbe"] = {**probe, "periodSeconds": 5, "failureThreshold": 360}
     container["readinessProbe"] = {**probe, "periodSeconds": 5}
     container["livenessProbe"] = {**probe, "failureThreshold": 6}
-    pod_labels = labels(owner, "server")
+    pod_labels = {**labels(owner, "server"), **placement.labels()}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

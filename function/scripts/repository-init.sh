@@ -18,6 +18,9 @@ set -- "$@" \
   --metadata-cache-size-mb="${BSLS_METADATA_CACHE_MB:?}" \
   --metadata-cache-size-limit-mb="${BSLS_METADATA_CACHE_LIMIT_MB:?}"
 
+# shellcheck source=storage-errors.sh
+. "$(dirname "$0")/storage-errors.sh"
+
 errors="${TMPDIR:-/tmp}/connect.err"
 identity="--override-username=${BSLS_IDENTITY_USERNAME}"
 host="--override-hostname=${BSLS_IDENTITY_HOSTNAME}"
@@ -26,13 +29,13 @@ if kopia repository connect "$@" "$identity" "$host" --no-persist-credentials 2>
   echo "connected to the existing repository"
 else
   if grep -qi "invalid repository password" "$errors"; then
-    cat "$errors" >&2
-    echo "the storage holds a repository, but its password is not the one in passwordSecretRef" >&2
-    exit 1
+    fail_for_storage "$errors"
   fi
   echo "no repository could be opened; creating one"
   cat "$errors" >&2
-  kopia repository create "$@" "$identity" "$host" --no-persist-credentials
+  if ! kopia repository create "$@" "$identity" "$host" --no-persist-credentials 2>"$errors"; then
+    fail_for_storage "$errors"
+  fi
   echo "created the repository"
 fi
 

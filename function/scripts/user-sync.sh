@@ -20,11 +20,16 @@ set -- "$@" \
   --metadata-cache-size-mb="${BSLS_METADATA_CACHE_MB:?}" \
   --metadata-cache-size-limit-mb="${BSLS_METADATA_CACHE_LIMIT_MB:?}"
 
+# shellcheck source=storage-errors.sh
+. "$(dirname "$0")/storage-errors.sh"
+
 echo "connecting to the repository as ${BSLS_IDENTITY_USERNAME}@${BSLS_IDENTITY_HOSTNAME}"
-kopia repository connect "$@" \
+if ! kopia repository connect "$@" \
   --override-username="${BSLS_IDENTITY_USERNAME}" \
   --override-hostname="${BSLS_IDENTITY_HOSTNAME}" \
-  --no-persist-credentials
+  --no-persist-credentials 2>"${TMPDIR:-/tmp}/connect.err"; then
+  fail_for_storage "${TMPDIR:-/tmp}/connect.err"
+fi
 
 existing=$(kopia server users list)
 
@@ -72,8 +77,8 @@ fi
 # certificate must chain to the CA in SSL_CERT_FILE and name the Service's host, so the
 # control password never reaches a machine in the middle. While the server cannot be
 # reached (it is starting, or not deployed yet) retry; if it never answers, it loads the
-# users when it starts. A server that answers but fails verification or refuses the
-# control password fails the Job.
+# users when it starts. A server that answers but fails verification (exit 20) or refuses
+# the control password (exit 21) fails the Job at once; any other answer fails this pod.
 : "${SSL_CERT_FILE:?the CA bundle that verifies the server (SSL_CERT_FILE) is not set}"
 attempts=${BSLS_REFRESH_ATTEMPTS:-30}
 errors=${TMPDIR:-/tmp}/refresh.err
@@ -85,9 +90,19 @@ while :; do
     echo "the server re-read its users"
     exit 0
   fi
+  if grep -qi "x509\|certificate" "$errors"; then
+    cat "$errors" >&2
+    echo "the refresh failed: the server's certificate did not verify against the CA bundle" >&2
+    exit 20
+  fi
+  if grep -qiE "401|unauthorized|access denied" "$errors"; then
+    cat "$errors" >&2
+    echo "the refresh failed: the server refused the control password" >&2
+    exit 21
+  fi
   if ! grep -qiE "connection refused|no such host|i/o timeout|timed out|connection reset|EOF|no route to host" "$errors"; then
     cat "$errors" >&2
-    echo "the refresh failed: the server's certificate did not verify against the CA bundle, or it refused the control password" >&2
+    echo "the refresh failed" >&2
     exit 1
   fi
   if [ "$i" -ge "$attempts" ]; then

@@ -8,7 +8,7 @@ the control password) goes into the pod template as digests, so a change rolls i
 
 from __future__ import annotations
 
-from function import names, pods
+from function import names, placement, pods
 from function.conditions import Condition, ServerAvailable
 from function.connection import Connection
 from function.memo import recipe
@@ -74,6 +74,7 @@ def step(
             control_username=control.username,
             scripts_config_map=names.owned(owner, "scripts"),
             rollout=rollout,
+            placement=placement.merge(s.input.placement, spec.placement, connection.claim),
         )
     elif names.SERVER in s.observed:
         resources[names.SERVER] = KEEP

@@ -14,16 +14,19 @@ reads what it needs from the snapshot into `Inputs` (and draws any new password)
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from typing import NamedTuple
 
-from function import bundle, names, pods, users
+from function import bundle, names, placement, pods, users
 from function.conditions import Condition, JobProgress, UsersSynced
 from function.connection import Connection
 from function.entropy import Entropy
 from function.memo import recipe
+from function.placement import PodPlacement
 from function.resources import jobs
 from function.snapshot import ServerSnapshot
 from function.step import KEEP, Desired, Step, cached
+from function.steps.attempts import Run, attempt, retrying, runs
 from function.steps.control import Control
 from function.steps.server import endpoint
 from function.steps.serving import Served
@@ -40,12 +43,13 @@ class Inputs:
     uid: int
     resolved: tuple[users.Resolved, ...]
     observed: frozenset[str]  # the credentials and sync keys Crossplane observed
-    # Observed sync Jobs: key, name, progress, how many users it applies.
-    jobs: tuple[tuple[str, str, JobProgress, int], ...]
+    jobs: tuple[Run, ...]  # the sync Jobs Crossplane observed
+    now: datetime.datetime | None  # only while one of them failed: its retry is timed
     trust_pem: bytes
     fingerprint: str
     connection: Connection | None
     control: Control
+    placement: PodPlacement  # the sync Jobs'
 
 
 def _kept_passwords(s: ServerSnapshot) -> dict[str, str]:
@@ -85,7 +89,9 @@ def step(
     connection: Connection | None,
     served: Served,
     control: Control,
+    *,
     entropy: Entropy,
+    now: datetime.datetime,
 ) -> Step[Users]:
     """Every user's credentials Secret and the sync Job, or what is kept and why."""
     owner = s.xr.tenant
@@ -95,7 +101,7 @@ def step(
         required_secrets=_password_secrets(s),
         generate=entropy.password,
     )
-    sync_keys = s.observed.keys(f"{names.USER_SYNC}-")
+    found = runs(s, names.USER_SYNC, "users")
     inputs = Inputs(
         owner=owner,
         namespace=s.xr.namespace,
@@ -109,20 +115,16 @@ def step(
             for key in (names.credentials_key(u.identity), names.legacy_credentials_key(u.identity))
             if key in s.observed
         )
-        | frozenset(sync_keys),
-        jobs=tuple(
-            (
-                key,
-                s.observed.name(key),
-                s.observed.job(key, s.observed.name(key)),
-                len(s.observed.projected_paths(key, "users")),
-            )
-            for key in sync_keys
-        ),
+        | frozenset(r.key for r in found),
+        jobs=found,
+        now=now if any(r.failure for r in found) else None,
         trust_pem=served.trust_pem,
         fingerprint=served.fingerprint,
         connection=connection,
         control=control,
+        placement=placement.merge(
+            s.input.placement, s.spec.placement, connection.claim if connection else None
+        ),
     )
     return cached(compose, inputs)
 
@@ -168,10 +170,10 @@ def compose(i: Inputs) -> Step[Users]:
             # Not moved to its new name yet: the old Secret stays until it can be.
             resources[legacy] = KEEP
     problems = [r.problem for r in i.resolved if r.problem]
-    done = [(key, count) for key, _, progress, count in i.jobs if progress is JobProgress.COMPLETE]
+    done = [(r.key, r.users) for r in i.jobs if r.progress is JobProgress.COMPLETE]
     if i.connection is None or problems or not i.trust_pem:
         # Keep the last sync exactly as it is: it stays the one in force.
-        resources.update({key: KEEP for key, _, _, _ in i.jobs})
+        resources.update({r.key: KEEP for r in i.jobs})
         in_sync = max((count for _, count in done), default=0)
         return Step(resources, _waiting(problems), Users(listed, in_sync))
     digest = users.sync_digest(
@@ -185,28 +187,36 @@ def compose(i: Inputs) -> Step[Users]:
             "control": i.control.password,
         },
     )
-    job_name = names.job(i.owner, "user-sync", digest)
+    job_name, plan, run = attempt(i.jobs, i.owner, "user-sync", digest, i.now)
     job_key = names.job_key(names.USER_SYNC, job_name)
-    resources[job_key] = recipe(
-        jobs.user_sync,
-        owner=i.owner,
-        namespace=i.namespace,
-        digest=digest,
-        image=i.image,
-        uid=i.uid,
-        connection=i.connection,
-        sources=tuple((n, r.identity) for r, n in zip(i.resolved, secrets, strict=True)),
-        endpoint=i.url,
-        ca_bundle=names.owned(i.owner, "ca-bundle"),
-        control_secret=i.control.secret_name,
-        control_username=i.control.username,
-        scripts_config_map=names.owned(i.owner, "scripts"),
+    resources[job_key] = (
+        KEEP
+        if plan.waiting_since
+        else recipe(
+            jobs.user_sync,
+            owner=i.owner,
+            namespace=i.namespace,
+            digest=digest,
+            attempt=plan.attempt,
+            image=i.image,
+            uid=i.uid,
+            connection=i.connection,
+            sources=tuple((n, r.identity) for r, n in zip(i.resolved, secrets, strict=True)),
+            endpoint=i.url,
+            ca_bundle=names.owned(i.owner, "ca-bundle"),
+            control_secret=i.control.secret_name,
+            control_username=i.control.username,
+            scripts_config_map=names.owned(i.owner, "scripts"),
+            placement=i.placement,
+        )
     )
-    progress = next(
-        (p for key, name, p, _ in i.jobs if key == job_key and name == job_name),
-        JobProgress.RUNNING,
-    )
-    condition = _synced(progress, i.namespace, job_name, len(i.resolved))
+    progress = run.progress if run is not None else JobProgress.RUNNING
+    if plan.waiting_since is not None:
+        condition = retrying(
+            UsersSynced.SYNC_FAILED, i.namespace, job_name, plan, f"sync {len(i.resolved)} user(s)"
+        )
+    else:
+        condition = _synced(progress, i.namespace, job_name, len(i.resolved))
     if progress is JobProgress.COMPLETE:
         return Step(resources, condition, Users(listed, len(i.resolved)))
     # While the new sync runs (or waits to run again), the last completed one stays in
@@ -215,7 +225,7 @@ def compose(i: Inputs) -> Step[Users]:
     resources.update({key: KEEP for key, _ in earlier})
     in_sync = max((count for _, count in earlier), default=0)
     ready = frozenset({job_key}) if earlier else frozenset()
-    return Step(resources, condition, Users(listed, in_sync), ready)
+    return Step(resources, condition, Users(listed, in_sync), ready, wake=plan.next_at)
 
 
 def _waiting(problems: list[str]) -> Condition:
@@ -234,14 +244,9 @@ def _waiting(problems: list[str]) -> Condition:
 
 
 def _synced(progress: JobProgress, namespace: str, job: str, count: int) -> Condition:
+    """The current attempt completed, or runs (a failed one is `retrying`)."""
     if progress is JobProgress.COMPLETE:
         return Condition(True, UsersSynced.SYNCED, f"{count} user(s) in sync (Job {job}).")
-    if progress is JobProgress.FAILED:
-        return Condition(
-            False,
-            UsersSynced.SYNC_FAILED,
-            f"Job {namespace}/{job} failed; read its logs: kubectl -n {namespace} logs job/{job}",
-        )
     return Condition(
         False, UsersSynced.SYNCING, f"Job {namespace}/{job} is applying {count} user(s)."
     )

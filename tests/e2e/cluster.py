@@ -31,6 +31,7 @@ import base64
 import contextlib
 import copy
 import dataclasses
+import datetime
 import json
 import os
 import pathlib
@@ -40,6 +41,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 
 from function.snapshot import normalise
 from tests import helpers
@@ -137,6 +139,7 @@ class JobRun:
     pod: str
     returncode: int
     logs: str
+    finished: str = ""  # when the pod ended, as the Job controller writes times
 
     @property
     def succeeded(self) -> bool:
@@ -249,6 +252,8 @@ class Cluster:
         self.jobs: dict[tuple[str, str], JobRun] = {}
         self.pods: dict[tuple[str, str], Pod] = {}  # a Deployment's running pod
         self._counter = 0
+        # The controllers' clock: the one the function reads, once a Composite shares it.
+        self.clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
 
     # ------------------------------------------------------------------ API server
 
@@ -327,7 +332,11 @@ class Cluster:
         meta = manifest["metadata"]
         key = (meta.get("namespace", "default"), meta["name"])
         if manifest["kind"] == "Job" and key in self.jobs:
-            return helpers.JOB_COMPLETE if self.jobs[key].succeeded else helpers.JOB_FAILED
+            run = self.jobs[key]
+            if run.succeeded:
+                return helpers.JOB_COMPLETE
+            job = self.objects[("Job", *key)]
+            return helpers.job_failed(job, run.returncode, run.finished, run.pod)
         if manifest["kind"] == "Deployment":
             pod = self.pods.get(key)
             if pod is not None and pod.process is not None and pod.process.running:
@@ -338,13 +347,29 @@ class Cluster:
     # ------------------------------------------------------------------ controllers
 
     def run_jobs(self) -> list[JobRun]:
-        """Run every Job that has not run yet (a Job runs once per name)."""
+        """Run every Job that has not run yet (a Job runs once per name).
+
+        As the Job controller does: a pod that exits with a code the podFailurePolicy
+        lists fails the Job at once; any other failure runs a new pod, up to
+        backoffLimit times (without the controller's back-off delay between them).
+        """
         runs = []
         for (kind, namespace, name), job in list(self.objects.items()):
             if kind != "Job" or (namespace, name) in self.jobs:
                 continue
-            pod = self.pod(namespace, name, job["spec"]["template"])
-            run = pod.run()
+            fatal = {
+                int(v)
+                for rule in (job["spec"].get("podFailurePolicy") or {}).get("rules", [])
+                if rule["action"] == "FailJob"
+                for v in (rule.get("onExitCodes") or {}).get("values", [])
+            }
+            for _ in range(int(job["spec"].get("backoffLimit", 6)) + 1):
+                pod = self.pod(namespace, name, job["spec"]["template"])
+                run = pod.run()
+                if run.succeeded or run.returncode in fatal:
+                    break
+            finished = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+            run = dataclasses.replace(run, finished=finished)
             self.jobs[(namespace, name)] = run
             runs.append(run)
         return runs

@@ -38,6 +38,7 @@ class Composite:
         self.xr = copy.deepcopy(self.xr)
         self.xr["metadata"].setdefault("creationTimestamp", CREATED)
         self.runner = FunctionRunner(clock=self.clock)
+        self.cluster.clock = self.clock  # the Job controller's times are the function's
         self._store()
 
     @property
@@ -87,6 +88,12 @@ class Composite:
             c.type: (status_name[c.status], c.reason, c.message)
             for c in helpers.conditions(self.rsp).values()
         }
+
+    @property
+    def ttl(self) -> float:
+        """How soon, in seconds, the function asked Crossplane to call again."""
+        assert self.rsp is not None
+        return self.rsp.meta.ttl.ToTimedelta().total_seconds()
 
     @property
     def ready(self) -> bool:

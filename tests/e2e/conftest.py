@@ -68,8 +68,12 @@ def clock() -> helpers.Clock:
 
 @pytest.fixture(scope="module")
 def tenant_secrets(cluster: Cluster) -> None:
-    """The Secrets an app team applies (examples/secrets.yaml, examples/required)."""
-    cluster.apply(*helpers.load("secrets.yaml"), *helpers.load("required/secrets.yaml"))
+    """What an app team applies first: the Secrets and the claim (examples/)."""
+    cluster.apply(
+        *helpers.load("secrets.yaml"),
+        *helpers.load("required/secrets.yaml"),
+        *helpers.load("claim.yaml"),
+    )
 
 
 @pytest.fixture(scope="module")

@@ -59,16 +59,53 @@ def test_wrong_password_for_existing_data_fails_without_touching_it(
 
 
 @pytest.mark.usefixtures("tenant_secrets")
-def test_missing_bucket_fails_with_kopias_reason(
+def test_missing_bucket_says_so_then_heals_once_the_bucket_exists(
     cluster: Cluster,
     clock: helpers.Clock,
     s3_endpoint: str,  # noqa: F811
 ) -> None:
+    import boto3
+
     bslr = helpers.example("bslr-s3.yaml")
     bslr["metadata"]["name"] = "no-bucket"
-    bslr["spec"]["backend"]["s3"]["endpoint"] = s3_endpoint
-    bslr["spec"]["backend"]["s3"]["bucket"] = "does-not-exist"
+    s3 = bslr["spec"]["backend"]["s3"]
+    s3["endpoint"] = s3_endpoint
+    s3["bucket"] = "created-later"
     repository, [run] = init(cluster, bslr, clock)
-    assert not run.succeeded
-    assert "does-not-exist" in run.logs or "bucket" in run.logs.lower(), run.logs
+
+    # kopia's own words are in the log; the BSLR names the cause, the fix and the retry.
+    assert run.returncode == 11, run.logs
+    assert "The specified bucket does not exist" in run.logs, run.logs
+    status, reason, message = repository.conditions["Initialized"]
+    assert (status, reason) == ("False", "InitFailed")
+    assert "the bucket (or container) does not exist (exit code 11)" in message
+    assert "create it" in message
+    assert f"logs job/{run.name}" in message
+    assert "Attempt 2 starts at" in message
+
+    # Nothing changes before the back-off has passed: the failed Job stays, as it is.
+    clock.advance(seconds=15)
+    repository.reconcile()
+    assert cluster.run_jobs() == []
     assert repository.conditions["Initialized"][1] == "InitFailed"
+    assert repository.ttl == 15  # called again when the next attempt is due, not later
+
+    keys = cluster.secret_data("team-a", s3["credentialsSecretRef"]["name"])
+    assert keys is not None
+    boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name=s3["region"],
+        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"].decode(),
+        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"].decode(),
+    ).create_bucket(Bucket="created-later")
+
+    # With no change to the BSLR, the next attempt runs under a name of its own.
+    clock.advance(seconds=16)
+    repository.reconcile()
+    [retry] = cluster.run_jobs()
+    assert retry.name != run.name
+    assert retry.succeeded, retry.logs
+    assert cluster.get("Job", "team-a", run.name) is None  # the failed attempt is gone
+    repository.reconcile()
+    assert repository.conditions["Initialized"][:2] == ("True", "Initialized")

@@ -13,6 +13,8 @@ pinning, which the first version of this product used), get the password in clea
 
 from __future__ import annotations
 
+import base64
+import copy
 import pathlib
 import subprocess
 
@@ -190,13 +192,30 @@ def test_the_sync_jobs_refresh_never_hands_the_control_password_to_a_fake(
     server, hosts = fake(stack, "own leaf + our CA", tmp_path / "fake")
     with server:
         run = _sync_pod(stack, hosts).run()
-    assert run.returncode == 1, run.logs
+    assert run.returncode == 20, run.logs  # the cause the Job names: TLS
     assert "x509: certificate" in run.logs
     assert "did not verify against the CA bundle" in run.logs
     assert "users in sync" in run.logs  # the users were applied; only the refresh failed
     assert server.refusals
     assert server.handshakes == 0
     assert server.leaked == []
+
+
+def test_a_refused_control_password_fails_the_sync_with_its_own_cause(stack: Stack) -> None:
+    """The genuine server, a control Secret that no longer matches it: exit 21, not a hang."""
+    name = stack.server.desired["control"]["metadata"]["name"]
+    original = copy.deepcopy(stack.cluster.get("Secret", stack.namespace, name))
+    assert original is not None
+    wrong = copy.deepcopy(original)
+    wrong["data"]["password"] = base64.b64encode(b"not-the-control-password").decode()
+    stack.cluster.apply(wrong)
+    try:
+        run = _sync_pod(stack, stack.cluster.hosts).run()
+    finally:
+        stack.cluster.apply(original)
+    assert run.returncode == 21, run.logs
+    assert "the server refused the control password" in run.logs
+    assert "not-the-control-password" not in run.logs
 
 
 def test_a_pinned_refresh_would_have_handed_it_over(stack: Stack, tmp_path: pathlib.Path) -> None:
