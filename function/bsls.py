@@ -21,6 +21,7 @@ import datetime
 
 from function import names
 from function.entropy import Entropy
+from function.resources.meta import FUNCTION, MANAGED_BY
 from function.snapshot import ServerSnapshot
 from function.step import Composition, Requirement, poll
 from function.steps import control, repository, server, serving, users
@@ -44,6 +45,8 @@ def compose(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> Comp
     fingerprint = served.fingerprint or s.xr.status.tls_fingerprint
     status = {
         "endpoint": server.endpoint(s),
+        # Where clients beyond the cluster connect (spec.service.externalURL), if anywhere.
+        "externalEndpoint": s.spec.service.externalURL or "",
         "tlsFingerprint": fingerprint,
         # For `kubectl get`: enough to tell servers apart at a glance.
         "tlsFingerprintShort": f"{fingerprint[:12]}..." if fingerprint else "",
@@ -80,6 +83,15 @@ def requirements(s: ServerSnapshot) -> tuple[Requirement, ...]:
     ]
     if s.spec.tls.secretRef is not None:
         out.append(Requirement(names.REQ_TLS_SECRET, "v1", "Secret", ns, s.spec.tls.secretRef.name))
+    # Generated material not observed (a new XR, or one re-created after a deletion):
+    # what a server of this name left behind is read back instead of drawn anew.
+    generated = [names.CONTROL] + ([] if s.spec.tls.secretRef else [names.TLS_CA])
+    generated += [
+        names.credentials_key(u.identity) for u in s.spec.users if u.passwordSecretRef is None
+    ]
+    if any(key not in s.observed for key in generated):
+        mine = {"app.kubernetes.io/instance": names.label(s.xr.tenant), MANAGED_BY: FUNCTION}
+        out.append(Requirement(names.REQ_ADOPT, "v1", "Secret", ns, match_labels=mine))
     # Every server of the tenant, to refuse a second server on the same repository.
     # Legacy XRs are cluster-scoped: find them by the claim namespace they carry.
     if s.xr.namespaced:

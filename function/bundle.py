@@ -38,10 +38,15 @@ def credentials_secret(  # noqa: PLR0917
     hostname: str,
     password: str,
     endpoint: str,
+    cluster_endpoint: str,
     trust_pem: bytes,
     fingerprint: str,
 ) -> dict:
-    """Everything a VM owner needs to connect with verified TLS, and nothing about storage."""
+    """Everything a VM owner needs to connect with verified TLS, and nothing about storage.
+
+    `endpoint` is the URL to connect to: the external one when the server has one, else
+    the Service's, which `cluster-endpoint` always holds (inside the cluster both work).
+    """
     identity = f"{username}@{hostname}"
     data: dict[str, str | bytes] = {
         "identity": identity,
@@ -49,6 +54,7 @@ def credentials_secret(  # noqa: PLR0917
         "hostname": hostname,
         "password": password,
         "endpoint": endpoint,
+        "cluster-endpoint": cluster_endpoint,
         "ca.crt": trust_pem,
         "fingerprint": fingerprint,
     }

@@ -9,12 +9,13 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import urllib.parse
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from function.backends import Backend
-from function.kube import DNS_SUBDOMAIN, LocalRef, ObjectName, SecretKeyRef, Strict
+from function.kube import DNS_LABEL, DNS_SUBDOMAIN, LocalRef, ObjectName, SecretKeyRef, Strict
 from function.placement import Placement
 
 DEFAULT_API_VERSION = "dataprotection.bsls.dev/v1alpha1"
@@ -26,6 +27,9 @@ MAX_USERS = 500
 IDENTITY_PART = re.compile(r"^[a-z0-9\-_.]+$")
 # The hostname reserved for the identities the function itself uses in the repository.
 SYSTEM_HOSTNAME = "bsls-system"
+# The label KubeVirt puts on every VM's pod (virt-launcher), whose IP the VM's traffic
+# leaves from on the pod network.
+KUBEVIRT_APP = "kubevirt.io"
 IMAGE = re.compile(r"^[^\s]+$")
 QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
 
@@ -188,11 +192,63 @@ class TLSSpec(Strict):
         return values
 
 
+def external_url(value: str) -> tuple[str, int]:
+    """The host and port of an external URL, `https://host[:port]`; ValueError if not one."""
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme != "https":
+        msg = f"{value!r} must start with https:// (kopia clients only speak TLS to a server)"
+        raise ValueError(msg)
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment or parsed.username:
+        msg = f"{value!r} must be https://host or https://host:port, without a path"
+        raise ValueError(msg)
+    try:
+        port = parsed.port or 443
+    except ValueError:
+        msg = f"{value!r} has a port that is not a number from 1 to 65535"
+        raise ValueError(msg) from None
+    host = parsed.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if len(host) > 253 or not DNS_SUBDOMAIN.match(host):
+            msg = f"{value!r}: {host!r} is not a DNS name or an IP address"
+            raise ValueError(msg) from None
+    return host, port
+
+
 class ServiceSpec(Strict):
-    """How the server is exposed inside the cluster."""
+    """How the server is exposed: the Service, and an address beyond the cluster."""
 
     type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     port: int | None = Field(default=None, ge=1, le=65535)
+    nodePort: int | None = Field(default=None, ge=1, le=65535)
+    # For a load balancer controller (an address pool, an internal load balancer, ...).
+    annotations: dict[str, str] = Field(default_factory=dict, max_length=64)
+    # Where clients outside the cluster reach the server (a LoadBalancer's address, a
+    # node's NodePort, a TLS-passthrough Route or Ingress): the leaf names its host, the
+    # status and every credentials bundle hand it out.
+    externalURL: str | None = Field(default=None, max_length=300)
+
+    @field_validator("externalURL")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, port = external_url(value)
+        shown = f"[{host}]" if ":" in host else host
+        return f"https://{shown}:{port}"  # kopia needs the port spelled out
+
+    @model_validator(mode="after")
+    def _node_port(self) -> ServiceSpec:
+        if self.nodePort is not None and self.type == "ClusterIP":
+            msg = "nodePort needs type NodePort or LoadBalancer"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def external_host(self) -> str | None:
+        """The host name or IP address in externalURL."""
+        return external_url(self.externalURL)[0] if self.externalURL else None
 
 
 class PeerSpec(Strict):
@@ -209,8 +265,42 @@ class NetworkPolicySpec(Strict):
     enabled: bool = True
     # Empty means: any source may reach the Kopia port (and nothing else).
     from_: list[PeerSpec] = Field(default_factory=list, alias="from", max_length=32)
+    # Shorthands, added to `from`: KubeVirt's VM pods in the namespace, and every pod of
+    # the named namespaces.
+    virtualMachines: bool = False
+    namespaces: list[Annotated[str, Field(min_length=1, max_length=63)]] = Field(
+        default_factory=list, max_length=32
+    )
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    @field_validator("namespaces")
+    @classmethod
+    def _namespaces(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not DNS_LABEL.match(value):
+                msg = f"{value!r} is not a namespace name (a DNS label: a-z, 0-9 and '-')"
+                raise ValueError(msg)
+        return values
+
+    @property
+    def peers(self) -> tuple[PeerSpec, ...]:
+        """Every peer admitted: `from`, then the shorthands' (none at all admits any source)."""
+        out = list(self.from_)
+        if self.virtualMachines:
+            out.append(PeerSpec(podSelector={"matchLabels": {KUBEVIRT_APP: "virt-launcher"}}))
+        if self.namespaces:
+            selector = {
+                "matchExpressions": [
+                    {
+                        "key": "kubernetes.io/metadata.name",
+                        "operator": "In",
+                        "values": list(self.namespaces),
+                    }
+                ]
+            }
+            out.append(PeerSpec(namespaceSelector=selector))
+        return tuple(out)
 
 
 class Resources(Strict):
@@ -283,7 +373,7 @@ class BSLSSpec(Strict):
     repositoryRef: RepositoryRef
     # Crossplane takes a function's answer up to gRPC's default 4 MiB. Each user adds a
     # credentials Secret of about 4 KiB (6 KiB with the longest identities during a CA
-    # rollover): 500 users stay under 3.4 MB in the worst case (tests/test_fn.py).
+    # rollover): 500 users stay under 3.5 MB in the worst case (tests/test_fn.py).
     users: list[User] = Field(default_factory=list, max_length=MAX_USERS)
     tls: TLSSpec = Field(default_factory=TLSSpec)
     service: ServiceSpec = Field(default_factory=ServiceSpec)

@@ -48,6 +48,7 @@ REQ_REPOSITORY = "repository"
 REQ_TLS_SECRET = "tls-secret"
 REQ_SERVERS = "servers"
 REQ_CLAIM = "claim"  # a filesystem BSLR's PersistentVolumeClaim
+REQ_ADOPT = "adoptable"  # the Secrets a deleted server of the same name left behind
 REQ_SECRET_PREFIX = "secret-"
 
 # Identities the function's own pods use inside the repository. Tenants cannot take

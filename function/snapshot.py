@@ -28,6 +28,7 @@ from crossplane.function import request, resource
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from google.protobuf import struct_pb2
 
+from function import names
 from function.conditions import JobProgress
 from function.failures import Failure
 from function.kube import M, SpecError, describe_error, parse
@@ -128,9 +129,14 @@ class Composite:
 class Observed:
     """What Crossplane observed of each composed resource, by composition-resource-name."""
 
-    def __init__(self, resources: Mapping[str, fnv1.Resource]) -> None:
+    def __init__(
+        self, resources: Mapping[str, fnv1.Resource], adopted: Mapping[str, dict] | None = None
+    ) -> None:
         self._resources = resources
         self._identity: dict[str, tuple[str, str]] = {}  # key -> (kind, name), read once
+        # Secrets this XR composed before it was deleted (and re-created): their values
+        # are read as if observed, so the same CA and passwords come back (see `adoptable`).
+        self._adopted = adopted or {}
 
     def __contains__(self, key: str) -> bool:
         return key in self._resources
@@ -164,10 +170,18 @@ class Observed:
         return _strings(_fields(self._top(key).get("metadata")).get("annotations"))
 
     def secret_text(self, key: str, data_key: str) -> str | None:
-        """`data[data_key]` of an observed Secret, still base64; None when absent."""
+        """`data[data_key]` of an observed (or adopted) Secret, still base64; None when absent."""
+        if key not in self._resources and key in self._adopted:
+            data = self._adopted[key].get("data")
+            value = data.get(data_key) if isinstance(data, dict) else None
+            return value if isinstance(value, str) else None
         data = _fields(self._top(key).get("data"))
         value = data.get(data_key)
         return value.string_value if value is not None and value.HasField("string_value") else None
+
+    def adopted(self, key: str) -> bool:
+        """Whether `key` is read from a Secret this XR left behind, not an observed one."""
+        return key not in self._resources and key in self._adopted
 
     def secret(self, key: str, *data_keys: str) -> tuple[bytes, ...] | None:
         """Decoded keys of an observed Secret; None when the Secret is not observed.
@@ -175,7 +189,7 @@ class Observed:
         A key that is missing or not valid base64 reads as b"": the Secret is there but
         unusable, which is not the same as absent.
         """
-        if key not in self._resources:
+        if key not in self._resources and key not in self._adopted:
             return None
         return tuple(decode(self.secret_text(key, k)) or b"" for k in data_keys)
 
@@ -320,6 +334,26 @@ class Required:
         if found is None or _text(found, "metadata", "namespace") not in ("", self._namespace):
             return None
         return normalise(found)  # type: ignore[return-value]
+
+    def adoptable(self, name: str) -> dict[str, dict]:
+        """Secrets that answered requirement `name` and no object controls, by name.
+
+        What a deleted XR of the same name left behind (deleted with --cascade=orphan,
+        or restored from a backup): nothing else may be taken over.
+        """
+        out = {}
+        for obj in request.get_required_resources(self._req, name):
+            if _text(obj, "kind") != "Secret":
+                continue
+            if _text(obj, "metadata", "namespace") not in ("", self._namespace):
+                continue
+            owners = (obj.get("metadata") or {}).get("ownerReferences")
+            if isinstance(owners, list) and any(
+                isinstance(o, dict) and o.get("controller") is True for o in owners
+            ):
+                continue
+            out[_text(obj, "metadata", "name")] = normalise(obj)
+        return out
 
     def claim(self, name: str) -> RequiredClaim | None:
         """The PersistentVolumeClaim that answered requirement `name`.
@@ -478,12 +512,30 @@ def read(req: fnv1.RunFunctionRequest) -> ServerSnapshot | RepositorySnapshot:
         created=_string(meta, "creationTimestamp"),
         status=_previous(_fields(fields.get("status"))),
     )
-    observed, required = Observed(req.observed.resources), Required(req, namespace)
+    required = Required(req, namespace)
     raw = spec.SerializeToString(deterministic=True) if spec is not None else b""
     what = inp.compose
     if what == "auto":
         what = "repository" if xr.kind == inp.repositoryKind else "server"
     if what == "repository":
         bslr = MEMO.value(_xr_spec, BSLRSpec, raw)
-        return RepositorySnapshot(xr, inp, observed, required, bslr)
-    return ServerSnapshot(xr, inp, observed, required, MEMO.value(_xr_spec, BSLSSpec, raw))
+        return RepositorySnapshot(xr, inp, Observed(req.observed.resources), required, bslr)
+    bsls = MEMO.value(_xr_spec, BSLSSpec, raw)
+    adopted = _adopted(required.adoptable(names.REQ_ADOPT), xr.tenant, bsls)
+    observed = Observed(req.observed.resources, adopted)
+    return ServerSnapshot(xr, inp, observed, required, bsls)
+
+
+def _adopted(found: dict[str, dict], owner: str, spec: BSLSSpec) -> dict[str, dict]:
+    """The Secrets a server of this name left behind, by the key they were composed under."""
+    if not found:
+        return {}
+    by_name = {
+        names.owned(owner, "tls-ca"): names.TLS_CA,
+        names.owned(owner, "tls"): names.TLS_SERVER,
+        names.owned(owner, "control"): names.CONTROL,
+    }
+    for user in spec.users:
+        secret = names.credentials(owner, user.username, user.hostname)
+        by_name[secret] = names.credentials_key(user.identity)
+    return {by_name[n]: obj for n, obj in found.items() if n in by_name}

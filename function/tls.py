@@ -27,6 +27,7 @@ import datetime
 import functools
 import hashlib
 import ipaddress
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -352,20 +353,30 @@ def _verify_chain(  # noqa: PLR0917
     trusted: str,
 ) -> None:
     """Check what a verifying client checks: chain to the anchor, host name, validity."""
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
     if leaf == anchor:
         # A self-signed leaf that clients trust directly: only its names and time count.
         dns, ips = leaf_names(leaf)
-        if host not in dns and not any(_wildcard_matches(n, host) for n in dns):
+        named = (
+            str(address) in ips
+            if address is not None
+            else host in dns or any(_wildcard_matches(n, host) for n in dns)
+        )
+        if not named:
             names = sorted(dns | ips)
             msg = f"the certificate in tls.crt does not name {host} (its names: {names})"
             raise TLSError(msg)
         return
+    subject = verification.IPAddress(address) if address is not None else verification.DNSName(host)
     try:
         verifier = (
             verification.PolicyBuilder()
             .store(verification.Store([anchor]))
             .time(now)
-            .build_server_verifier(verification.DNSName(host))
+            .build_server_verifier(subject)
         )
         verifier.verify(leaf, intermediates)
     except verification.VerificationError as e:
@@ -386,13 +397,21 @@ def _wildcard_matches(pattern: str, host: str) -> bool:
 
 
 def check_brought(
-    tls_crt: bytes, tls_key: bytes, ca_crt: bytes | None, now: datetime.datetime, host: str
+    tls_crt: bytes,
+    tls_key: bytes,
+    ca_crt: bytes | None,
+    now: datetime.datetime,
+    hosts: Sequence[str],
 ) -> Brought:
-    """Validate a `kubernetes.io/tls` Secret brought by the user for serving `host`.
+    """Validate a `kubernetes.io/tls` Secret brought by the user for serving `hosts`.
 
-    The leaf must match the key, be valid now and name `host` (the endpoint clients are
-    handed); the chain must lead to the anchor the way a verifying client builds it.
+    The leaf must match the key, be valid now and name every host (the endpoints clients
+    are handed: the Service's, and the external URL's); the chain must lead to the
+    anchor the way a verifying client builds it.
     """
+    if isinstance(hosts, str):
+        msg = "hosts is a list of host names, not one string"
+        raise TypeError(msg)
     certs = load_certificates(tls_crt, "tls.crt")
     key = load_key(tls_key, "tls.key")
     leaf = certs[0]
@@ -413,7 +432,8 @@ def check_brought(
     else:
         anchor, append_ca, served, pinned = certs[-1], False, list(certs), "chain"
     trusted = "ca.crt" if pinned == "ca" else "the last certificate of tls.crt"
-    _verify_chain(leaf, [c for c in served[1:] if c != anchor], anchor, host, now, trusted)
+    for host in hosts:
+        _verify_chain(leaf, [c for c in served[1:] if c != anchor], anchor, host, now, trusted)
     chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in served)
     return Brought(
         anchor_pem=anchor.public_bytes(serialization.Encoding.PEM),

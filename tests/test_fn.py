@@ -98,7 +98,8 @@ def test_status_publishes_endpoint_and_the_ca_fingerprint(first: fnv1.RunFunctio
 
 def test_every_requirement_is_pinned_to_the_xr_namespace(first: fnv1.RunFunctionResponse) -> None:
     reqs = first.requirements.resources
-    assert set(reqs) == {"repository", "secret-alice-kopia", "servers"}
+    # "adoptable": nothing is observed yet, so what a deleted server left is looked for.
+    assert set(reqs) == {"repository", "secret-alice-kopia", "servers", "adoptable"}
     for sel in reqs.values():
         assert sel.namespace == NS
     assert reqs["repository"].match_name == "team-a-repo"
@@ -733,7 +734,7 @@ def test_metrics_endpoint_pod_monitor_and_scrape_rule() -> None:
     d = h.desired(rsp)
     [container] = d["server"]["spec"]["template"]["spec"]["containers"]
     assert {"name": "metrics", "containerPort": 51516, "protocol": "TCP"} in container["ports"]
-    assert {"name": "BSLS_METRICS_ADDRESS", "value": "0.0.0.0:51516"} in container["env"]
+    assert {"name": "BSLS_METRICS_ADDRESS", "value": ":51516"} in container["env"]
     assert d["pod-monitor"]["kind"] == "PodMonitor"
     assert d["pod-monitor"]["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     rules = d["network-policy"]["spec"]["ingress"]

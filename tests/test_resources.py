@@ -7,6 +7,7 @@ import pytest
 
 from function import pods
 from function.models import BSLSSpec
+from function.placement import PodPlacement
 from function.resources import jobs, server
 from tests.test_connection import conn
 
@@ -34,6 +35,7 @@ def deployment(**kwargs: object) -> dict:
         control_secret="srv-control",
         control_username="BSLS-CONTROL",
         scripts_config_map="srv-scripts",
+        placement=PodPlacement(),
         rollout={"tls-digest": "abc"},
     )
 
@@ -177,6 +179,7 @@ def test_sync_job_mounts_passwords_as_files_and_has_no_ttl() -> None:
         control_secret="srv-control",
         control_username="BSLS-CONTROL",
         scripts_config_map="srv-scripts",
+        placement=PodPlacement(),
     )
     assert job["metadata"]["name"] == "srv-user-sync-0123456789"
     assert "ttlSecondsAfterFinished" not in job["spec"]
@@ -202,6 +205,7 @@ def test_sync_job_verifies_the_server_with_the_ca_bundle_never_a_fingerprint() -
         control_secret="srv-control",
         control_username="BSLS-CONTROL",
         scripts_config_map="srv-scripts",
+        placement=PodPlacement(),
     )
     pod = job["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}

@@ -319,7 +319,7 @@ def cert_manager() -> dict:
 
 def test_cert_manager_shape_leaf_only_with_ca_crt_is_served_with_the_ca(cert_manager) -> None:
     c = cert_manager
-    brought = tls.check_brought(pem(c["direct"]), c["key"], pem(c["root"]), NOW, HOST)
+    brought = tls.check_brought(pem(c["direct"]), c["key"], pem(c["root"]), NOW, [HOST])
     assert brought.append_ca
     assert brought.anchor_pem == pem(c["root"])
     assert brought.pin == tls.fingerprint(c["root"])
@@ -327,7 +327,7 @@ def test_cert_manager_shape_leaf_only_with_ca_crt_is_served_with_the_ca(cert_man
 
 def test_cert_manager_shape_with_an_intermediate(cert_manager) -> None:
     c = cert_manager
-    brought = tls.check_brought(pem(c["leaf"], c["inter"]), c["key"], pem(c["root"]), NOW, HOST)
+    brought = tls.check_brought(pem(c["leaf"], c["inter"]), c["key"], pem(c["root"]), NOW, [HOST])
     assert brought.append_ca
     assert brought.pinned == "ca"
     assert brought.anchor_pem == pem(c["root"])
@@ -336,18 +336,18 @@ def test_cert_manager_shape_with_an_intermediate(cert_manager) -> None:
 def test_brought_chain_missing_its_intermediate_is_refused(cert_manager) -> None:
     c = cert_manager
     with pytest.raises(tls.TLSError, match="would refuse it"):
-        tls.check_brought(pem(c["leaf"]), c["key"], pem(c["root"]), NOW, HOST)
+        tls.check_brought(pem(c["leaf"]), c["key"], pem(c["root"]), NOW, [HOST])
 
 
 def test_brought_leaf_must_name_the_endpoint_host(cert_manager) -> None:
     c = cert_manager
     with pytest.raises(tls.TLSError, match=r"dials other\.team-a\.svc would refuse it"):
-        tls.check_brought(pem(c["direct"]), c["key"], pem(c["root"]), NOW, "other.team-a.svc")
+        tls.check_brought(pem(c["direct"]), c["key"], pem(c["root"]), NOW, ["other.team-a.svc"])
 
 
 def test_brought_with_ca_already_in_tls_crt_is_served_as_it_is(first: tls.Plan) -> None:
     brought = tls.check_brought(
-        first.leaf.chain_pem, first.leaf.key_pem, first.ca.cert_pem, NOW, HOST
+        first.leaf.chain_pem, first.leaf.key_pem, first.ca.cert_pem, NOW, [HOST]
     )
     assert brought.pin == first.ca.fingerprint
     assert brought.pinned == "ca"
@@ -355,7 +355,7 @@ def test_brought_with_ca_already_in_tls_crt_is_served_as_it_is(first: tls.Plan) 
 
 
 def test_brought_without_ca_trusts_the_last_certificate_of_the_chain(first: tls.Plan) -> None:
-    brought = tls.check_brought(first.leaf.chain_pem, first.leaf.key_pem, None, NOW, HOST)
+    brought = tls.check_brought(first.leaf.chain_pem, first.leaf.key_pem, None, NOW, [HOST])
     assert brought.pin == first.ca.fingerprint
     assert brought.pinned == "chain"
     assert brought.not_after == first.leaf.not_after
@@ -368,10 +368,10 @@ def test_brought_self_signed_certificate_trusts_itself(cert_manager) -> None:
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    brought = tls.check_brought(pem(cert), key_pem, None, NOW, HOST)
+    brought = tls.check_brought(pem(cert), key_pem, None, NOW, [HOST])
     assert brought.pin == tls.fingerprint(cert)
     with pytest.raises(tls.TLSError, match="does not name"):
-        tls.check_brought(pem(cert), key_pem, None, NOW, "elsewhere.svc")
+        tls.check_brought(pem(cert), key_pem, None, NOW, ["elsewhere.svc"])
 
 
 @pytest.mark.parametrize(
@@ -389,10 +389,10 @@ def test_brought_self_signed_certificate_trusts_itself(cert_manager) -> None:
 )
 def test_brought_invalid_material_is_explained(first: tls.Plan, args, message: str) -> None:
     with pytest.raises(tls.TLSError, match=message):
-        tls.check_brought(*args(first), HOST)
+        tls.check_brought(*args(first), [HOST])
 
 
 def test_brought_ca_must_have_signed_the_chain(first: tls.Plan) -> None:
     other = ensure()
     with pytest.raises(tls.TLSError, match=r"trusts ca\.crt and dials"):
-        tls.check_brought(first.leaf.chain_pem, first.leaf.key_pem, other.ca.cert_pem, NOW, HOST)
+        tls.check_brought(first.leaf.chain_pem, first.leaf.key_pem, other.ca.cert_pem, NOW, [HOST])

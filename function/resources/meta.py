@@ -6,6 +6,9 @@ import base64
 
 from function import names
 
+MANAGED_BY = "app.kubernetes.io/managed-by"
+FUNCTION = "function-bsls"
+
 
 def labels(owner: str, component: str) -> dict[str, str]:
     """Labels that tie an object to its XR and say what it is."""
@@ -13,7 +16,7 @@ def labels(owner: str, component: str) -> dict[str, str]:
         "app.kubernetes.io/name": "kopia",
         "app.kubernetes.io/instance": names.label(owner),
         names.LABEL_COMPONENT: component,
-        "app.kubernetes.io/managed-by": "function-bsls",
+        MANAGED_BY: FUNCTION,
     }
 
 

@@ -76,7 +76,8 @@ def deployment(
     shape) the server serves `tls.crt` followed by the Secret's `ca.crt`.
     """
     env = [
-        {"name": "BSLS_LISTEN_ADDRESS", "value": f"0.0.0.0:{CONTAINER_PORT}"},
+        # Every address of every family the pod has (IPv4, IPv6 or both).
+        {"name": "BSLS_LISTEN_ADDRESS", "value": f":{CONTAINER_PORT}"},
         {"name": "BSLS_TLS_DIR", "value": TLS_DIR},
         {"name": "BSLS_CONTROL_USERNAME", "value": control_username},
         {
@@ -90,7 +91,7 @@ def deployment(
         env.append({"name": "BSLS_TLS_APPEND_CA", "value": "true"})
         tls_items.append({"key": "ca.crt", "path": "ca.crt"})
     if metrics:
-        env.append({"name": "BSLS_METRICS_ADDRESS", "value": f"0.0.0.0:{METRICS_PORT}"})
+        env.append({"name": "BSLS_METRICS_ADDRESS", "value": f":{METRICS_PORT}"})
     pod = pods.kopia_pod(
         uid=uid,
         name="kopia",
@@ -145,16 +146,32 @@ def deployment(
     }
 
 
-def service(owner: str, namespace: str, service_type: str, port: int) -> dict:
-    """The Service: the Kopia port and nothing else."""
+def service(
+    owner: str,
+    namespace: str,
+    service_type: str,
+    port: int,
+    *,
+    node_port: int | None = None,
+    annotations: tuple[tuple[str, str], ...] = (),
+) -> dict:
+    """The Service: the Kopia port and nothing else, on every IP family the cluster has."""
+    kopia: dict = {"name": "kopia", "port": port, "targetPort": "kopia", "protocol": "TCP"}
+    if node_port is not None:
+        kopia["nodePort"] = node_port
+    meta = metadata(names.server(owner), namespace, owner, "server")
+    if annotations:
+        meta["annotations"] = dict(annotations)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(names.server(owner), namespace, owner, "server"),
+        "metadata": meta,
         "spec": {
             "type": service_type,
+            # Both families on a dual-stack cluster; a single-stack one gives its own.
+            "ipFamilyPolicy": "PreferDualStack",
             "selector": selector(owner),
-            "ports": [{"name": "kopia", "port": port, "targetPort": "kopia", "protocol": "TCP"}],
+            "ports": [kopia],
         },
     }
 

@@ -4,7 +4,8 @@
 set -eu
 b=$(cd "$(dirname "$0")" && pwd)
 d=${XDG_CONFIG_HOME:-$HOME/.config}/kopia
-ca=$d/bsls-$(sed 's|^https://||; s|[:/].*||' "$b/endpoint").crt
+url=${BSLS_ENDPOINT:-$(cat "$b/endpoint")}
+ca=$d/bsls-$(echo "$url" | sed 's|^https://||; s|:[0-9]*$||; s|[][]||g').crt
 mkdir -p "$d"
 cp "$b/ca.crt" "$ca"
 export SSL_CERT_FILE="$ca"
@@ -13,6 +14,6 @@ if [ -r "$b/password" ]; then
   KOPIA_PASSWORD=$(cat "$b/password")
   export KOPIA_PASSWORD
 fi
-kopia repository connect server --url="$(cat "$b/endpoint")" \
+kopia repository connect server --url="$url" \
   --override-username="$(cat "$b/username")" --override-hostname="$(cat "$b/hostname")"
 echo "Later kopia commands need SSL_CERT_FILE=$ca (see $d/bsls.env)"

@@ -9,8 +9,9 @@ foreach ($m in [regex]::Matches((Key 'ca.crt'), $re)) {
     Import-Certificate -FilePath $f -CertStoreLocation Cert:\CurrentUser\Root | Out-Null
     Remove-Item $f
 }
+$url = if ($env:BSLS_ENDPOINT) { $env:BSLS_ENDPOINT } else { (Key 'endpoint').Trim() }
 if (Test-Path (Join-Path $PSScriptRoot 'password')) { $env:KOPIA_PASSWORD = Key 'password' }
 try {
-    kopia.exe repository connect server "--url=$(Key 'endpoint')" "--override-username=$(Key 'username')" "--override-hostname=$(Key 'hostname')"
+    kopia.exe repository connect server "--url=$url" "--override-username=$(Key 'username')" "--override-hostname=$(Key 'hostname')"
     if ($LASTEXITCODE) { throw "kopia exited with $LASTEXITCODE" }
 } finally { Remove-Item Env:KOPIA_PASSWORD -ErrorAction Ignore }

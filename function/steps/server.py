@@ -36,14 +36,22 @@ def step(
     owner, namespace, spec = s.xr.tenant, s.xr.namespace, s.spec
     resources: dict[str, Desired] = {
         names.SCRIPTS: recipe(configmaps.scripts, owner, namespace, "scripts", pods.SERVER_SCRIPTS),
-        names.SERVICE: recipe(server.service, owner, namespace, spec.service.type, port(s)),
+        names.SERVICE: recipe(
+            server.service,
+            owner,
+            namespace,
+            spec.service.type,
+            port(s),
+            node_port=spec.service.nodePort,
+            annotations=tuple(sorted(spec.service.annotations.items())),
+        ),
     }
     if spec.networkPolicy.enabled:
         resources[names.NETWORK_POLICY] = recipe(
             server.network_policy,
             owner,
             namespace,
-            tuple(spec.networkPolicy.from_),
+            spec.networkPolicy.peers,
             spec.metrics.enabled,
             tuple(spec.metrics.from_),
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import ipaddress
 
 from function import names, tls
 from function.conditions import Condition, TLSReady
@@ -55,6 +56,11 @@ def _generated(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> S
     owner, namespace, inp = s.xr.tenant, s.xr.namespace, s.input
     in_cluster = dns_names(owner, namespace)
     extra = [n for n in s.spec.tls.additionalDNSNames if n not in in_cluster]
+    ips = list(s.spec.tls.additionalIPAddresses)
+    external = s.spec.service.external_host
+    if external is not None:
+        (ips if _is_ip(external) else extra).append(external)
+    extra, ips = list(dict.fromkeys(extra)), list(dict.fromkeys(ips))
     observed = s.observed.secret(names.TLS_CA, "ca.crt", "ca.key", "next-ca.crt", "next-ca.key")
     rollover = datetime.timedelta(days=inp.ca_rollover_days)
     plan = tls.ensure(
@@ -63,7 +69,7 @@ def _generated(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> S
         observed_leaf=s.observed.secret(names.TLS_SERVER, "tls.crt", "tls.key"),  # type: ignore[arg-type]
         common_name=f"{owner}.{namespace} kopia CA",
         dns_names=in_cluster + extra,
-        ip_addresses=list(s.spec.tls.additionalIPAddresses),
+        ip_addresses=ips,
         now=now,
         ca_validity_days=inp.caValidityDays,
         leaf_validity_days=inp.certificateValidityDays,
@@ -109,6 +115,14 @@ def _generated(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> S
     )
     reason, message = _condition(plan, notes, endpoint_host(owner, namespace))
     return Step(resources, Condition(True, reason, message), served)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _parse_time(value: str) -> datetime.datetime:
@@ -210,8 +224,9 @@ def _brought(s: ServerSnapshot, secret_name: str, now: datetime.datetime) -> Ste
         return decode(value if isinstance(value, str) else None) or b""
 
     try:
+        hosts = [host, *([external] if (external := s.spec.service.external_host) else [])]
         brought = tls.check_brought(
-            key("tls.crt"), key("tls.key"), key("ca.crt") or None, now, host
+            key("tls.crt"), key("tls.key"), key("ca.crt") or None, now, hosts
         )
     except tls.TLSError as e:
         return unusable(TLSReady.INVALID, f"{ref} cannot be served: {e}.")

@@ -38,7 +38,8 @@ class Inputs:
 
     owner: str
     namespace: str
-    url: str
+    url: str  # the Service's URL (the sync Job's refresh)
+    handed_out: str  # the URL bundles hand out: the external one, if any
     image: str
     uid: int
     resolved: tuple[users.Resolved, ...]
@@ -106,6 +107,7 @@ def step(
         owner=owner,
         namespace=s.xr.namespace,
         url=endpoint(s),
+        handed_out=s.spec.service.externalURL or endpoint(s),
         image=s.input.kopiaImage,
         uid=s.input.runAsUser,
         resolved=tuple(resolved),
@@ -160,6 +162,7 @@ def compose(i: Inputs) -> Step[Users]:
                 r.username,
                 r.hostname,
                 r.password,
+                i.handed_out,
                 i.url,
                 i.trust_pem,
                 i.fingerprint,
