@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: all venv tools node-deps node-tools image package render render-all generate golden test unit lint e2e fuzz load bench cluster node test-node clean
+.PHONY: all venv tools node-deps node-tools image package render render-all generate golden test unit lint e2e vm vm-deps vm-image fuzz load bench cluster node test-node clean
 
 all: test
 
@@ -62,10 +62,10 @@ golden: venv
 lint: venv
 	$(VENV)/bin/ruff check function tests bench hack
 	$(VENV)/bin/ruff format --check function tests bench hack
-	$(VENV)/bin/shellcheck -x -P function/scripts -s sh function/scripts/*.sh hack/*.sh bench/*.sh .ci/run
+	$(VENV)/bin/shellcheck -x -P function/scripts -s sh function/scripts/*.sh hack/*.sh bench/*.sh .ci/run tests/vm/guest/*.sh tests/vm/guest/steps/*.sh
 
 unit: venv
-	$(PY) -m pytest -q tests --ignore=tests/e2e --ignore=tests/node
+	$(PY) -m pytest -q tests --ignore=tests/e2e --ignore=tests/node --ignore=tests/vm
 
 ## cluster: a control plane without a node (etcd, kube-apiserver, Crossplane, this function as a process) with the APIs.
 cluster: venv tools
@@ -82,8 +82,22 @@ test-node: venv tools node-deps node-tools
 e2e: venv tools
 	$(PY) -m pytest -q tests/e2e
 
-## test: lint, unit, render, end-to-end and real-node tests.
-test: venv tools node-deps node-tools lint
+## vm-deps: the Debian packages of the VM suite (qemu, xorriso, socat, debootstrap), if missing.
+vm-deps:
+	hack/vm-deps.sh
+
+## vm-image: build the guest image (Debian 12, systemd, the pinned kopia) into the cache.
+vm-image: venv vm-deps
+	hack/tools.sh kopia
+	$(PY) hack/guest.py
+
+## vm: the VM suite alone: real guests under qemu (software emulation) as the VM owners.
+vm: venv vm-deps
+	hack/tools.sh kopia
+	$(PY) -m pytest -q tests/vm
+
+## test: lint, unit, render, end-to-end, VM and real-node tests.
+test: venv tools node-deps node-tools vm-deps lint
 	$(PY) -m pytest -q tests
 
 ## bench: backups through the server against direct, the server as the repository grows, the
