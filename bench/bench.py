@@ -20,6 +20,7 @@ Usage: python -m bench.bench [--quick] [--only SECTION ...] [--write docs/perfor
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
 import shutil
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 
 from crossplane.function import logging as fnlogging
 
@@ -59,9 +61,35 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--workdir", help="where the data, clusters and repositories go")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="the calls section also runs the function as it was at this git commit",
+    )
+    parser.add_argument(
         "--tune", action="store_true", help="measure every candidate variant (bench/variants.py)"
     )
     return parser.parse_args()
+
+
+@contextlib.contextmanager
+def baseline_tree(rev: str | None, work: pathlib.Path) -> Iterator[tuple[str, pathlib.Path | None]]:
+    """A detached git worktree of `rev` (removed afterwards), or nothing without one."""
+    if not rev:
+        yield "", None
+        return
+    git = ["git", "-C", str(common.ROOT)]
+    short = subprocess.run(
+        [*git, "rev-parse", "--short", f"{rev}^{{commit}}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    tree = work / f"baseline-{short}"
+    subprocess.run([*git, "worktree", "add", "--detach", str(tree), short], check=True)
+    try:
+        yield f"commit {short}", tree
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=True)
 
 
 class Report:
@@ -104,7 +132,10 @@ def run_sections(args: argparse.Namespace, sections: list[str], work: pathlib.Pa
         report.add("2. The server as the repository grows (filesystem)", text, [])
     if "calls" in sections:
         print("# 3. the function beside the floors", flush=True)
-        text, found = calls.render(calls.measure(quick=args.quick))
+        with baseline_tree(args.baseline, work) as (label, tree):
+            result = calls.measure(quick=args.quick, baseline=tree)
+        result.baseline = label
+        text, found = calls.render(result)
         report.add("3. The function beside the no-op and echo floors", text, found)
     if "e2e" in sections:
         print("# 4. end to end", flush=True)

@@ -16,6 +16,10 @@ change), as in a cluster. The targets are called in rounds, interleaved, so that
 change in the machine's load hits all three alike; each round gives a p50 and a p99,
 and the table shows the median round with the range over rounds. Peak RSS: fresh
 processes at 500 users answering one caller, warm then cold calls.
+
+With a **baseline** (`--baseline REV`), the function as it was at an earlier commit runs
+as a fourth target in the same rounds, from a detached git worktree of that commit: the
+before and after of a change, beside the same floors, in one run.
 """
 
 from __future__ import annotations
@@ -73,12 +77,12 @@ def requests_for(users: int) -> dict[str, fnv1.RunFunctionRequest]:
 class Target:
     """A function server process and a channel to it."""
 
-    def __init__(self, name: str, module: str) -> None:
+    def __init__(self, name: str, module: str, root: pathlib.Path = common.ROOT) -> None:
         self.name = name
         port = procs.free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, "--insecure", f"--address=127.0.0.1:{port}"],
-            cwd=common.ROOT,
+            cwd=root,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -175,6 +179,7 @@ class Result:
     rss: dict[str, float]
     load: str
     profiles: list[Profile] = dataclasses.field(default_factory=list)
+    baseline: str = ""
 
 
 def calls_for(users: int, quick: bool) -> int:
@@ -183,11 +188,22 @@ def calls_for(users: int, quick: bool) -> int:
     return max(10, n // 4) if quick else n
 
 
-def measure(*, quick: bool, rounds: int = 3, log: Callable[[str], None] = print) -> Result:
-    """Run the whole section."""
+BASELINE = "baseline"
+
+
+def measure(
+    *,
+    quick: bool,
+    rounds: int = 3,
+    baseline: pathlib.Path | None = None,
+    log: Callable[[str], None] = print,
+) -> Result:
+    """Run the whole section (with the baseline tree's function as a fourth target)."""
     rows = []
     with common.LoadWatch() as load:
         targets = [Target(name, module) for name, module in TARGETS]
+        if baseline is not None:
+            targets.append(Target(BASELINE, "function.main", baseline))
         try:
             for users in USERS:
                 reqs = requests_for(users)
@@ -288,6 +304,7 @@ def render(result: Result) -> tuple[str, list[tuple[str, str, bool]]]:
         "gRPC; the rest of the round trip is the gRPC server, parsing the request and "
         "serializing the answer, the same work the echo does):\n\n"
         + render_profiles(result.profiles, result.rows)
+        + render_baseline(result)
     )
     targets = []
     for r in result.rows:
@@ -318,6 +335,43 @@ def render(result: Result) -> tuple[str, list[tuple[str, str, bool]]]:
         )
     )
     return text, targets
+
+
+def render_baseline(result: Result) -> str:
+    """Before and after: the baseline commit's function beside this one, same rounds."""
+    rows = [r for r in result.rows if BASELINE in r.p50]
+    if not rows:
+        return ""
+    table = common.table(
+        (
+            "users",
+            "reconcile",
+            f"{result.baseline} p50 ms",
+            "this tree p50 ms",
+            "this tree / baseline (p50)",
+            "echo p50 ms",
+            "baseline / echo",
+            "this tree / echo",
+        ),
+        [
+            (
+                r.users,
+                r.phase,
+                r.spread("p50", BASELINE).fmt(),
+                r.spread("p50", "function-bsls").fmt(),
+                f"{r.spread('p50', 'function-bsls').median / r.spread('p50', BASELINE).median:.2f}",
+                r.spread("p50", "echo").fmt(),
+                f"{r.spread('p50', BASELINE).median / r.spread('p50', 'echo').median:.2f}",
+                f"{r.spread('p50', 'function-bsls').median / r.spread('p50', 'echo').median:.2f}",
+            )
+            for r in rows
+        ],
+        align="rlrrrrrr",
+    )
+    return (
+        f"\n\nBefore and after (`--baseline`): the function at {result.baseline}, run from a "
+        "git worktree of that commit as a fourth target in the same rounds:\n\n" + table
+    )
 
 
 def write_requests(folder: pathlib.Path) -> None:
