@@ -264,12 +264,15 @@ def test_server_killed_mid_restore_then_the_restore_is_byte_identical(
     team: Tenant = stack["team"]
     latest = max(alice.snapshots(), key=lambda s: s["startTime"])["id"]
     pod = faults.server_pod(team, stack["bsls"])
-    faults.background(alice, "restore", f"kopia snapshot restore {latest} /home/vm/r-killed")
+    # One file at a time, so the 45 MB take longer than the kill takes to land.
+    faults.background(
+        alice, "restore", f"kopia snapshot restore --parallel=1 {latest} /home/vm/r-killed"
+    )
     tenant.wait(
-        lambda: faults.output(alice, "ls /home/vm/r-killed 2>/dev/null || true"),
+        lambda: faults.output(alice, "test -d /home/vm/r-killed && echo started || true"),
         60,
-        "the restore to start writing",
-        interval=0.2,
+        "the restore to start",
+        interval=0.1,
     )
     assert faults.finished(alice, "restore") is None, "the restore ended before the kill"
     faults.kill_pod(team, pod)
