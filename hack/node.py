@@ -1200,10 +1200,15 @@ disabled_plugins = [
         elif name == "kubelet":
 
             def ready() -> bool:
+                # The node's status is rewritten only when it changes (or every 5 min);
+                # the new kubelet renews the node's Lease every 10 s.
                 self._alive(name, new)
                 node = self.kube.get("v1", "Node", NODE_NAME)
-                heartbeat = condition(node, "Ready").get("lastHeartbeatTime", "")
-                return condition(node, "Ready").get("status") == "True" and heartbeat > since
+                lease = self.kube.get(
+                    "coordination.k8s.io/v1", "Lease", NODE_NAME, "kube-node-lease"
+                )
+                renewed = ((lease or {}).get("spec") or {}).get("renewTime", "")
+                return condition(node, "Ready").get("status") == "True" and renewed > since
 
             since = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             wait_for(ready, 120, "the node to be Ready again")
