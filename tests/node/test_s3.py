@@ -20,6 +20,7 @@ from tests.node.tenant import MILESTONES, POLL, T, Tenant, Vm
 
 TEAM = "team-s3"
 ALICE = "alice@vm-alice"
+CAROL = "carol@vm-carol"
 SOURCE = "/home/vm/data"
 
 
@@ -100,7 +101,14 @@ def stack(node, established, s3: dict) -> dict:
     MILESTONES["s3: users synced, BSLS Ready (no touch)"] = round(time.monotonic() - start, 1)
     server = team.kube.reload(team.composed(ready)["server"])
     pods = {p["metadata"]["uid"] for p in team.pods_of(server)}
-    return {"team": team, "bslr": bslr, "bsls": ready, "backend": backend, "pods": pods}
+    return {
+        "team": team,
+        "bslr": bslr,
+        "bsls": ready,
+        "backend": backend,
+        "pods": pods,
+        "applied": start,
+    }
 
 
 def test_alice_backs_up_to_s3_and_restores_byte_identical(stack: dict, s3: dict) -> None:
@@ -117,7 +125,11 @@ def test_alice_backs_up_to_s3_and_restores_byte_identical(stack: dict, s3: dict)
         start = time.monotonic()
         vm.put(SOURCE, files)
         snapshot = vm.snapshot(SOURCE)
-        MILESTONES["s3: first backup (3 MB, from the VM)"] = round(time.monotonic() - start, 1)
+        done = time.monotonic()
+        MILESTONES["s3: first backup (3 MB, from the VM)"] = round(done - start, 1)
+        MILESTONES["s3: apply of BSLR and BSLS to the VM's first snapshot"] = round(
+            done - stack["applied"], 1
+        )
         other = Vm(team, "vm-alice-2", vm.bundle).start()
         other.connect()
         listed = other.snapshots()
@@ -136,6 +148,37 @@ def test_alice_backs_up_to_s3_and_restores_byte_identical(stack: dict, s3: dict)
     prefix = stack["backend"]["prefix"]
     assert f"{prefix}kopia.repository" in keys
     assert all(k.startswith(prefix) for k in keys)
+
+
+def test_a_user_added_to_the_spec_can_log_in(stack: dict) -> None:
+    """carol is added with a generated password; her VM connects once the sync Job ran."""
+    team: Tenant = stack["team"]
+    bsls = stack["bsls"]
+    start = time.monotonic()
+    users = [*bsls["spec"]["users"], {"username": "carol", "hostname": "vm-carol"}]
+    team.kube.patch(bsls, {"spec": {"users": users}})
+
+    def bundle() -> str | None:
+        try:
+            return team.credentials(bsls, CAROL)
+        except KeyError:
+            return None
+
+    secret = tenant.wait(bundle, POLL, "carol's credentials Secret in the status", interval=1)
+    vm = Vm(team, "vm-carol", secret).start()
+    try:
+        tenant.wait(
+            lambda: vm.connect(check=False).returncode == 0,
+            POLL,
+            "carol's VM to connect with her bundle",
+            interval=1,
+        )
+        MILESTONES["s3: a new user can log in (after the spec change)"] = round(
+            time.monotonic() - start, 1
+        )
+        assert vm.snapshots() == []  # her own view: nothing of alice's
+    finally:
+        vm.stop()
 
 
 def test_deleting_the_bsls_and_the_bslr_leaves_the_data_in_the_bucket(
