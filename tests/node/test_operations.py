@@ -17,8 +17,9 @@ cluster has them.
    and the pod within its ephemeral-storage limit.
 6. A server restarted on a repository of many files becomes Ready without a liveness
    restart.
-7. A BSLS deleted with `--cascade=orphan` and created again takes back its CA, control
-   Secret and generated passwords: old bundles still log in.
+7. A BSLS deleted with `--cascade=orphan` (paused first, as docs/deletion.md says) and
+   created again takes back its CA, control Secret and generated passwords: old bundles
+   still log in.
 
 BSLS_NODE_TTL_BEFORE=1 also measures the rotation with the TTL the function answered
 before it had one of its own (60 s at ease and in flight, Crossplane's poll interval).
@@ -70,6 +71,7 @@ LARGE_FILES, LARGE_MIB = 3, 64
 # The repository the server restarts on: small files, each one content.
 MANY_FILES = 50_000
 KOPIA_UID = 65532  # the function input's runAsUser: who owns the repository's files
+PAUSED = "crossplane.io/paused"
 
 
 # --- a VM owner outside the cluster ----------------------------------------------------------
@@ -781,15 +783,28 @@ def test_a_bsls_deleted_with_orphan_and_created_again_takes_back_its_ca_and_pass
     assert {"tls-ca", "control"} <= set(kept)
     bundles = {who: team.secret(team.credentials(bsls, who)) for who in (ALICE, BOB)}
     server = server_pod(team)
-    # Delete it on purpose, keeping what it composed (kubectl delete --cascade=orphan).
-    team.kube.patch(bsls, {"metadata": {"annotations": {tenant.ALLOW_DELETION: "true"}}})
+    # Delete it on purpose, keeping what it composed, as docs/deletion.md says: pause it
+    # first, so no reconcile in flight re-applies what the garbage collector orphans
+    # (seen here: a plain orphaning delete right after the annotation lost 6 of 11).
+    team.kube.patch(
+        bsls, {"metadata": {"annotations": {tenant.ALLOW_DELETION: "true", PAUSED: "true"}}}
+    )
+    team.wait_xr(bsls, "Synced", "False", "ReconcilePaused")
     deleting = team.kube.request(
         "DELETE",
         team.kube.path(GROUP_VERSION, BSLS, SERVER, TEAM),
         json={"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Orphan"},
     ).json()
-    # The garbage collector orphans its dependents before the BSLS goes.
     assert "orphan" in deleting["metadata"].get("finalizers", []), deleting["metadata"]
+    # The garbage collector orphans its dependents; then Crossplane, resumed, lets it go.
+    tenant.wait(
+        lambda: (
+            "orphan" not in (team.kube.reload(bsls) or {}).get("metadata", {}).get("finalizers", [])
+        ),
+        T,
+        "the garbage collector to orphan what the BSLS composed",
+    )
+    team.kube.patch(bsls, {"metadata": {"annotations": {PAUSED: None}}})
     tenant.wait(lambda: team.kube.reload(bsls) is None, T, "the BSLS to go")
     # Everything it composed stays, owned by nothing; the server keeps serving.
     uid = bsls["metadata"]["uid"]
