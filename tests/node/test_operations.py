@@ -785,7 +785,8 @@ def test_a_bsls_deleted_with_orphan_and_created_again_takes_back_its_ca_and_pass
     server = server_pod(team)
     # Delete it on purpose, keeping what it composed, as docs/deletion.md says: pause it
     # first, so no reconcile in flight re-applies what the garbage collector orphans
-    # (seen here: a plain orphaning delete right after the annotation lost 6 of 11).
+    # (seen here: a plain orphaning delete right after the annotation lost all 11
+    # objects in one run, 6 of 11 in another).
     team.kube.patch(
         bsls, {"metadata": {"annotations": {tenant.ALLOW_DELETION: "true", PAUSED: "true"}}}
     )
