@@ -63,7 +63,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--baseline",
         metavar="REV",
-        help="the calls section also runs the function as it was at this git commit",
+        nargs="+",
+        default=[],
+        help="the calls section also runs the function as it was at these git commits",
     )
     parser.add_argument(
         "--tune", action="store_true", help="measure every candidate variant (bench/variants.py)"
@@ -72,24 +74,25 @@ def arguments() -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def baseline_tree(rev: str | None, work: pathlib.Path) -> Iterator[tuple[str, pathlib.Path | None]]:
-    """A detached git worktree of `rev` (removed afterwards), or nothing without one."""
-    if not rev:
-        yield "", None
-        return
+def baseline_trees(revs: list[str], work: pathlib.Path) -> Iterator[dict[str, pathlib.Path]]:
+    """A detached git worktree of each commit, by label (removed afterwards)."""
     git = ["git", "-C", str(common.ROOT)]
-    short = subprocess.run(
-        [*git, "rev-parse", "--short", f"{rev}^{{commit}}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    tree = work / f"baseline-{short}"
-    subprocess.run([*git, "worktree", "add", "--detach", str(tree), short], check=True)
+    trees: dict[str, pathlib.Path] = {}
     try:
-        yield f"commit {short}", tree
+        for rev in revs:
+            short = subprocess.run(
+                [*git, "rev-parse", "--short", f"{rev}^{{commit}}"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            tree = work / f"baseline-{short}"
+            subprocess.run([*git, "worktree", "add", "--detach", str(tree), short], check=True)
+            trees[f"commit {short}"] = tree
+        yield trees
     finally:
-        subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=True)
+        for tree in trees.values():
+            subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=True)
 
 
 class Report:
@@ -132,9 +135,8 @@ def run_sections(args: argparse.Namespace, sections: list[str], work: pathlib.Pa
         report.add("2. The server as the repository grows (filesystem)", text, [])
     if "calls" in sections:
         print("# 3. the function beside the floors", flush=True)
-        with baseline_tree(args.baseline, work) as (label, tree):
-            result = calls.measure(quick=args.quick, baseline=tree)
-        result.baseline = label
+        with baseline_trees(args.baseline, work) as trees:
+            result = calls.measure(quick=args.quick, baselines=trees)
         text, found = calls.render(result)
         report.add("3. The function beside the no-op and echo floors", text, found)
     if "e2e" in sections:

@@ -17,9 +17,9 @@ change in the machine's load hits all three alike; each round gives a p50 and a 
 and the table shows the median round with the range over rounds. Peak RSS: fresh
 processes at 500 users answering one caller, warm then cold calls.
 
-With a **baseline** (`--baseline REV`), the function as it was at an earlier commit runs
-as a fourth target in the same rounds, from a detached git worktree of that commit: the
-before and after of a change, beside the same floors, in one run.
+With **baselines** (`--baseline REV ...`), the function as it was at earlier commits runs
+as further targets in the same rounds, each from a detached git worktree of its commit:
+the before and after of a change, beside the same floors, in one run.
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ class Result:
     rss: dict[str, float]
     load: str
     profiles: list[Profile] = dataclasses.field(default_factory=list)
-    baseline: str = ""
+    baselines: list[str] = dataclasses.field(default_factory=list)
 
 
 def calls_for(users: int, quick: bool) -> int:
@@ -188,22 +188,18 @@ def calls_for(users: int, quick: bool) -> int:
     return max(10, n // 4) if quick else n
 
 
-BASELINE = "baseline"
-
-
 def measure(
     *,
     quick: bool,
     rounds: int = 3,
-    baseline: pathlib.Path | None = None,
+    baselines: dict[str, pathlib.Path] | None = None,
     log: Callable[[str], None] = print,
 ) -> Result:
-    """Run the whole section (with the baseline tree's function as a fourth target)."""
+    """Run the whole section (with each baseline tree's function as a target of its own)."""
     rows = []
     with common.LoadWatch() as load:
         targets = [Target(name, module) for name, module in TARGETS]
-        if baseline is not None:
-            targets.append(Target(BASELINE, "function.main", baseline))
+        targets += [Target(n, "function.main", t) for n, t in (baselines or {}).items()]
         try:
             for users in USERS:
                 reqs = requests_for(users)
@@ -231,7 +227,7 @@ def measure(
                 t.stop()
         rss = peak_rss(max(USERS), 10 if quick else 20)
         profiles = [profile_warm(users, 10 if quick else 30) for users in USERS]
-    return Result(rows, rss, load.summary(), profiles)
+    return Result(rows, rss, load.summary(), profiles, list(baselines or {}))
 
 
 def peak_rss(users: int, calls: int) -> dict[str, float]:
@@ -338,39 +334,41 @@ def render(result: Result) -> tuple[str, list[tuple[str, str, bool]]]:
 
 
 def render_baseline(result: Result) -> str:
-    """Before and after: the baseline commit's function beside this one, same rounds."""
-    rows = [r for r in result.rows if BASELINE in r.p50]
-    if not rows:
+    """Before and after: each baseline commit's function beside this one, same rounds."""
+    if not result.baselines:
         return ""
+    names = [*result.baselines, "function-bsls"]
+
+    def ratio(r: Row, a: str, b: str) -> str:
+        return f"{r.spread('p50', a).median / r.spread('p50', b).median:.2f}"
+
     table = common.table(
         (
             "users",
             "reconcile",
-            f"{result.baseline} p50 ms",
-            "this tree p50 ms",
-            "this tree / baseline (p50)",
+            *(f"{n if n != 'function-bsls' else 'this tree'} p50 ms" for n in names),
             "echo p50 ms",
-            "baseline / echo",
-            "this tree / echo",
+            *(f"this tree / {n}" for n in result.baselines),
+            *(f"{n if n != 'function-bsls' else 'this tree'} / echo" for n in names),
         ),
         [
             (
                 r.users,
                 r.phase,
-                r.spread("p50", BASELINE).fmt(),
-                r.spread("p50", "function-bsls").fmt(),
-                f"{r.spread('p50', 'function-bsls').median / r.spread('p50', BASELINE).median:.2f}",
+                *(r.spread("p50", n).fmt() for n in names),
                 r.spread("p50", "echo").fmt(),
-                f"{r.spread('p50', BASELINE).median / r.spread('p50', 'echo').median:.2f}",
-                f"{r.spread('p50', 'function-bsls').median / r.spread('p50', 'echo').median:.2f}",
+                *(ratio(r, "function-bsls", n) for n in result.baselines),
+                *(ratio(r, n, "echo") for n in names),
             )
-            for r in rows
+            for r in result.rows
         ],
-        align="rlrrrrrr",
+        align="rl" + "r" * (2 * len(names) + len(result.baselines) + 1),
     )
     return (
-        f"\n\nBefore and after (`--baseline`): the function at {result.baseline}, run from a "
-        "git worktree of that commit as a fourth target in the same rounds:\n\n" + table
+        "\n\nBefore and after (`--baseline`): the function at "
+        + ", ".join(result.baselines)
+        + ", each run from a git worktree of that commit as a target of its own in the same "
+        "rounds:\n\n" + table
     )
 
 

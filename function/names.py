@@ -33,6 +33,7 @@ SCRIPTS = "scripts"
 # So Jobs are keyed "<prefix>-<digest>" (see job_key) and a new digest is a new Job.
 USER_SYNC = "user-sync"
 NETWORK_POLICY = "network-policy"
+RETENTION = "retention"  # the CronJob that expires append-only users' snapshots
 POD_MONITOR = "pod-monitor"
 REPOSITORY_INIT = "repository-init"
 CA_BUNDLE = "ca-bundle"
@@ -55,6 +56,7 @@ REQ_SECRET_PREFIX = "secret-"
 # them: the hostname is reserved (see models.SYSTEM_HOSTNAME).
 SERVER_IDENTITY = ("server", "bsls-system")
 SYNC_IDENTITY = ("user-sync", "bsls-system")
+RETENTION_IDENTITY = ("retention", "bsls-system")
 
 LABEL_COMPONENT = "app.kubernetes.io/component"
 

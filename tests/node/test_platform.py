@@ -74,6 +74,7 @@ def test_crossplane_runs_as_its_own_service_account(node) -> None:
     [
         ("apps", "deployments"),
         ("batch", "jobs"),
+        ("batch", "cronjobs"),
         ("", "services"),
         ("", "secrets"),
         ("", "configmaps"),
