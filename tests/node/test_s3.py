@@ -7,11 +7,8 @@ touches the BSLS, so it sees its repository Ready at Crossplane's next poll.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -26,50 +23,9 @@ SOURCE = "/home/vm/data"
 
 @pytest.fixture(scope="module")
 def s3(node) -> Iterator[dict]:
-    """moto's S3 server, a process of its own on the node's address (so pods reach it, and
-    no other suite in this test process shares its buckets); stopped on teardown."""
-    try:
-        import boto3
-        import moto.server  # noqa: F401 - the server below runs it
-    except ImportError:
-        pytest.fail("moto's server mode is missing: run `make venv` (moto[server])", pytrace=False)
-    nodes = tenant.node_module()
-    address = nodes.NODE_IP
-    port = nodes.free_port(address)
-    log = (node.logs / "moto.log").open("ab")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", address, "-p", str(port)],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=nodes.die_with_parent,  # noqa: PLW1509 - no threads start processes here
-    )
-    log.close()
-    endpoint = f"http://{address}:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="change-me",  # examples/secrets.yaml (moto accepts any)
-        aws_secret_access_key="change-me",
-    )
-    try:
-        tenant.wait(lambda: _answers(client), 30, "moto to serve")
-        yield {"endpoint": endpoint, "client": client}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _answers(client: Any) -> bool:
-    import botocore.exceptions
-
-    try:
-        client.list_buckets()
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
-        return False
-    return True
+    """moto's S3 server on the node's address, for this module alone."""
+    with tenant.moto_s3(node) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
