@@ -264,22 +264,22 @@ def test_server_killed_mid_restore_then_the_restore_is_byte_identical(
     team: Tenant = stack["team"]
     latest = max(alice.snapshots(), key=lambda s: s["startTime"])["id"]
     pod = faults.server_pod(team, stack["bsls"])
-    # One file at a time, so the 45 MB take longer than the kill takes to land.
-    faults.background(
-        alice, "restore", f"kopia snapshot restore --parallel=1 {latest} /home/vm/r-killed"
-    )
+    # The restore writes a tar into a FIFO that nobody drains: once kopia has fetched the
+    # snapshot's directories from the server and written its first bytes, it blocks with
+    # at most a pipe's worth written, so the kill lands mid-restore whatever the speed.
+    alice.sh("rm -f /tmp/r.tar /tmp/first && mkfifo /tmp/r.tar")
+    faults.background(alice, "restore", f"kopia snapshot restore --parallel=1 {latest} /tmp/r.tar")
+    faults.background(alice, "first-byte", "dd if=/tmp/r.tar of=/tmp/first bs=1 count=1")
     tenant.wait(
-        lambda: faults.output(alice, "test -d /home/vm/r-killed && echo started || true"),
-        60,
-        "the restore to start",
-        interval=0.1,
+        lambda: faults.finished(alice, "first-byte"), 60, "the restore to start", interval=0.2
     )
     assert faults.finished(alice, "restore") is None, "the restore ended before the kill"
     faults.kill_pod(team, pod)
+    faults.background(alice, "drain", "cat /tmp/r.tar >/dev/null")  # let kopia go on
     code, _ = tenant.wait(lambda: faults.finished(alice, "restore"), 300, "the restore to end")
     MILESTONES["faults: killed mid-restore, client's exit code"] = code
     faults.server_pod(team, stack["bsls"])
-    alice.sh("rm -rf /home/vm/r-killed")
+    alice.sh("rm -f /tmp/r.tar /tmp/first")
     faults.verify_and_restore_all(LEDGERS[alice.name], "/home/vm/r-restore")
 
 
