@@ -402,11 +402,208 @@ class BSLSSpec(Strict):
 # ---------------------------------------------------------------------------- BSLR
 
 
+# kopia 0.23.1's choices, checked in its source: repo/encryption, repo/hashing,
+# repo/splitter and repo/compression register them; `kopia repository create` and
+# `kopia policy set` accept exactly these (plus deprecated ones left out here).
+ENCRYPTIONS = ("AES256-GCM-HMAC-SHA256", "CHACHA20-POLY1305-HMAC-SHA256")
+HASHES = (
+    "BLAKE2B-256",
+    "BLAKE2B-256-128",
+    "BLAKE2S-128",
+    "BLAKE2S-256",
+    "BLAKE3-256",
+    "BLAKE3-256-128",
+    "HMAC-SHA224",
+    "HMAC-SHA256",
+    "HMAC-SHA256-128",
+    "HMAC-SHA3-224",
+    "HMAC-SHA3-256",
+)
+SPLITTERS = (
+    "DYNAMIC",
+    *(
+        f"DYNAMIC-{size}-{kind}"
+        for size in ("128K", "1M", "256K", "2M", "4M", "512K", "8M")
+        for kind in ("BUZHASH", "RABINKARP")
+    ),
+    "FIXED",
+    *(f"FIXED-{size}" for size in ("128K", "1M", "256K", "2M", "4M", "512K", "8M")),
+)
+# Not offered: lz4 (kopia 0.23 registers it only to refuse it: "LZ4 compressor is not
+# supported in recent versions of kopia") and zstd-best-compression (deprecated).
+COMPRESSIONS = (
+    "none",
+    "deflate-best-compression",
+    "deflate-best-speed",
+    "deflate-default",
+    "gzip",
+    "gzip-best-compression",
+    "gzip-best-speed",
+    "pgzip",
+    "pgzip-best-compression",
+    "pgzip-best-speed",
+    "s2-better",
+    "s2-default",
+    "s2-parallel-4",
+    "s2-parallel-8",
+    "zstd",
+    "zstd-better-compression",
+    "zstd-fastest",
+)
+
+
+class ErrorCorrection(Strict):
+    """Kopia's error correction (experimental in kopia 0.23): extra space per blob."""
+
+    algorithm: Literal["REED-SOLOMON-CRC32"] = "REED-SOLOMON-CRC32"
+    overheadPercent: int = Field(ge=1, le=50)
+
+
+# What `kopia repository create` picks when a flag is not given (kopia 0.23.1:
+# encryption.DefaultAlgorithm, hashing.DefaultAlgorithm, splitter.DefaultAlgorithm).
+DEFAULT_ENCRYPTION = "AES256-GCM-HMAC-SHA256"
+DEFAULT_HASH = "BLAKE2B-256-128"
+DEFAULT_SPLITTER = "DYNAMIC-4M-BUZHASH"
+
+
+class RepositoryFormat(Strict):
+    """How the repository stores data: chosen when it is created, fixed afterwards.
+
+    Absent fields take kopia's defaults. The init Job checks that a repository that
+    already exists has exactly this format (with kopia's defaults for absent fields)
+    and fails, naming the field, when it does not.
+    """
+
+    encryption: Literal[ENCRYPTIONS] | None = None  # type: ignore[valid-type]
+    hash: Literal[HASHES] | None = None  # type: ignore[valid-type]
+    splitter: Literal[SPLITTERS] | None = None  # type: ignore[valid-type]
+    errorCorrection: ErrorCorrection | None = None
+
+    def effective(self) -> dict[str, object]:
+        """The format the repository has: these fields, kopia's defaults for the rest."""
+        out: dict[str, object] = {
+            "encryption": self.encryption or DEFAULT_ENCRYPTION,
+            "hash": self.hash or DEFAULT_HASH,
+            "splitter": self.splitter or DEFAULT_SPLITTER,
+        }
+        if self.errorCorrection is not None:
+            out["errorCorrection"] = {
+                "algorithm": self.errorCorrection.algorithm,
+                "overheadPercent": self.errorCorrection.overheadPercent,
+            }
+        return out
+
+    def create_flags(self) -> tuple[str, ...]:
+        """The flags of `kopia repository create` (every field, defaults spelled out)."""
+        fmt = self.effective()
+        out = [
+            f"--encryption={fmt['encryption']}",
+            f"--block-hash={fmt['hash']}",
+            f"--object-splitter={fmt['splitter']}",
+        ]
+        if self.errorCorrection is not None:
+            out.append(f"--ecc={self.errorCorrection.algorithm}")
+            out.append(f"--ecc-overhead-percent={self.errorCorrection.overheadPercent}")
+        return tuple(out)
+
+
+_KEEP = Field(ge=0, le=100_000)
+
+
+class SnapshotRetention(Strict):
+    """How many snapshots of each kind every source keeps (kopia's defaults)."""
+
+    keepLatest: Annotated[int, _KEEP] = 10
+    keepHourly: Annotated[int, _KEEP] = 48
+    keepDaily: Annotated[int, _KEEP] = 7
+    keepWeekly: Annotated[int, _KEEP] = 4
+    keepMonthly: Annotated[int, _KEEP] = 24
+    keepAnnual: Annotated[int, _KEEP] = 3
+
+
+class GlobalPolicy(Strict):
+    """The repository's global policy: the defaults every user's snapshots inherit.
+
+    Users may set their own policies over it, but cannot change it. The repository's
+    Jobs make its global policy match this whenever it changes, and at every check.
+    """
+
+    compression: Literal[COMPRESSIONS] = "none"  # type: ignore[valid-type]
+    retention: SnapshotRetention = Field(default_factory=SnapshotRetention)
+    # kopia's ignore rules (gitignore syntax), one per entry.
+    ignore: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=64
+    )
+
+    @field_validator("ignore")
+    @classmethod
+    def _one_line_each(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if "\n" in value or "\r" in value or value != value.strip():
+                msg = f"{value!r}: an ignore rule is one line without leading or trailing spaces"
+                raise ValueError(msg)
+        return values
+
+
+class ObjectLock(Strict):
+    """S3 object lock: every blob kopia writes is locked for `periodDays`.
+
+    GOVERNANCE: a user with s3:BypassGovernanceRetention may still delete; COMPLIANCE:
+    nobody can, not even the bucket's owner, until the period ends. The bucket must
+    have been created with object lock enabled.
+    """
+
+    mode: Literal["GOVERNANCE", "COMPLIANCE"]
+    periodDays: int = Field(ge=2, le=36500)
+
+
+class HealthSpec(Strict):
+    """The periodic check: storage reachable, repository opens, password still works."""
+
+    validationIntervalMinutes: int = Field(default=60, ge=5, le=10080)
+
+
+class MaintenanceSpec(Strict):
+    """How often the repository's checks run kopia's quick and full maintenance."""
+
+    quickIntervalMinutes: int = Field(default=60, ge=15, le=10080)
+    fullIntervalHours: int = Field(default=24, ge=1, le=2160)
+
+
 class BSLRSpec(Strict):
     """The spec of a BackupStorageLocationRepository."""
 
     passwordSecretRef: SecretKeyRef
     backend: Backend  # type: ignore[valid-type]
+    format: RepositoryFormat = Field(default_factory=RepositoryFormat)
+    policy: GlobalPolicy = Field(default_factory=GlobalPolicy)
+    objectLock: ObjectLock | None = None
+    health: HealthSpec = Field(default_factory=HealthSpec)
+    maintenance: MaintenanceSpec = Field(default_factory=MaintenanceSpec)
+
+    @model_validator(mode="after")
+    def _object_lock(self) -> BSLRSpec:
+        lock = self.objectLock
+        if lock is None:
+            return self
+        if self.backend.name != "s3":
+            msg = (
+                f"objectLock: only the s3 backend has object lock in kopia 0.23 "
+                f"(this repository is on {self.backend.name}); remove objectLock"
+            )
+            raise ValueError(msg)
+        # kopia refuses a period that is not a day longer than the full maintenance
+        # interval (maintenance.CheckExtendRetention): full maintenance extends the
+        # locks of the blobs still in use, and must do it before they expire.
+        full = self.maintenance.fullIntervalHours
+        if lock.periodDays * 24 - full < 24:
+            msg = (
+                f"objectLock.periodDays ({lock.periodDays}) must be at least a day longer "
+                f"than maintenance.fullIntervalHours ({full}): raise periodDays to "
+                f"{(full + 24 + 23) // 24} or shorten the full maintenance interval"
+            )
+            raise ValueError(msg)
+        return self
 
 
 # Fields Crossplane itself writes into an XR's (or claim's) spec: not the user's input.

@@ -35,6 +35,8 @@ USER_SYNC = "user-sync"
 NETWORK_POLICY = "network-policy"
 POD_MONITOR = "pod-monitor"
 REPOSITORY_INIT = "repository-init"
+REPOSITORY_CHECK = "repository-check"  # the periodic check, "<prefix>-<digest>" too
+PASSWORD_CHANGE = "password-change"  # a rotation's Job, "<prefix>-<digest>" too
 CA_BUNDLE = "ca-bundle"
 REPOSITORY_SCRIPTS = "repository-scripts"
 CREDENTIALS_PREFIX = "user-"
@@ -55,6 +57,9 @@ REQ_SECRET_PREFIX = "secret-"
 # them: the hostname is reserved (see models.SYSTEM_HOSTNAME).
 SERVER_IDENTITY = ("server", "bsls-system")
 SYNC_IDENTITY = ("user-sync", "bsls-system")
+# The repository's own Jobs (init, check, password change) connect as this identity,
+# which owns maintenance: the checks run it, whether or not a server exists.
+MAINTENANCE_IDENTITY = ("maintenance", "bsls-system")
 
 LABEL_COMPONENT = "app.kubernetes.io/component"
 

@@ -29,8 +29,14 @@ SCRATCH = {
     "tmp": "/tmp",  # noqa: S108 - a private emptyDir, not the node's /tmp
 }
 # The scripts each kind of XR ships to its pods (in its scripts ConfigMap).
-SERVER_SCRIPTS = ("server.sh", "user-sync.sh", "storage-errors.sh")
-REPOSITORY_SCRIPTS = ("repository-init.sh", "storage-errors.sh")
+SERVER_SCRIPTS = ("server.sh", "user-sync.sh", "storage-errors.sh", "repository-lib.sh")
+REPOSITORY_SCRIPTS = (
+    "repository-init.sh",
+    "repository-check.sh",
+    "change-password.sh",
+    "storage-errors.sh",
+    "repository-lib.sh",
+)
 
 
 def _read(name: str) -> str:

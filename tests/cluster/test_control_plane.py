@@ -508,3 +508,71 @@ def _drop_none(value):
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
     return value
+
+
+# --- 8. what a repository fixes at creation ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "words"),
+    [
+        pytest.param(
+            {"format": {"hash": "BLAKE3-256"}},
+            {"format": {"hash": "HMAC-SHA256"}},
+            "spec.format cannot change after creation",
+            id="format-changed",
+        ),
+        pytest.param(
+            {},
+            {"format": {"encryption": "CHACHA20-POLY1305-HMAC-SHA256"}},
+            "spec.format cannot change after creation",
+            id="format-added",
+        ),
+        pytest.param(
+            {"format": {"errorCorrection": {"overheadPercent": 2}}},
+            {},
+            "spec.format cannot change after creation",
+            id="format-removed",
+        ),
+    ],
+)
+def test_what_kopia_fixes_at_creation_cannot_change(
+    request, kube, established, before, after, words
+) -> None:
+    ns = "team-e"
+    tenant(kube, ns)
+    obj = flow.example("bslr.yaml", ns)[0]
+    obj["metadata"]["name"] = f"fixed-{request.node.callspec.id}"
+    obj["spec"].update(before)
+    kube.apply(obj)
+    changed = flow.example("bslr.yaml", ns)[0]
+    changed["metadata"]["name"] = obj["metadata"]["name"]
+    changed["spec"].update(after)
+    with pytest.raises(flow.api_error()) as refused:
+        kube.apply(changed)  # server-side apply: fields left out are removed
+    assert refused.value.status == 422, refused.value
+    assert words in str(refused.value)
+
+
+def test_object_lock_is_refused_off_s3_and_cannot_be_removed(kube, established) -> None:
+    ns = "team-e"
+    tenant(kube, ns)
+    fs = flow.example("bslr.yaml", ns)[0]
+    fs["metadata"]["name"] = "lock-on-fs"
+    fs["spec"]["objectLock"] = {"mode": "GOVERNANCE", "periodDays": 30}
+    with pytest.raises(flow.api_error()) as refused:
+        kube.apply(fs)
+    assert "spec.objectLock needs the s3 backend" in str(refused.value)
+
+    s3 = flow.example("bslr-s3.yaml", ns)[0]
+    s3["metadata"]["name"] = "locked"
+    short = {**s3, "spec": {**s3["spec"], "objectLock": {"mode": "COMPLIANCE", "periodDays": 1}}}
+    with pytest.raises(flow.api_error()):
+        kube.apply(short)  # below the schema's minimum of 2 days
+    s3["spec"]["objectLock"] = {"mode": "COMPLIANCE", "periodDays": 30}
+    kube.apply(s3)
+    unlocked = flow.example("bslr-s3.yaml", ns)[0]
+    unlocked["metadata"]["name"] = "locked"
+    with pytest.raises(flow.api_error()) as refused:
+        kube.apply(unlocked)
+    assert "spec.objectLock cannot be removed once set" in str(refused.value)
