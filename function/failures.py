@@ -56,8 +56,8 @@ CAUSES: dict[int, Cause] = {
         "point the BSLR at an empty bucket, prefix or folder",
     ),
     15: Cause(
-        "the storage answers but holds no Kopia repository (its data is gone, or the "
-        "BSLR points at the wrong place)",
+        "the storage holds no Kopia repository any more (its data or the bucket itself "
+        "is gone, or the BSLR points at the wrong place)",
         "restore the repository's data (a bucket version, a volume snapshot); a running "
         "server is left as it is",
     ),

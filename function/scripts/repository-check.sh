@@ -26,7 +26,7 @@ errors="${TMPDIR:-/tmp}/connect.err"
 if ! try_connect "$errors" "$@"; then
   if grep -qi "repository not initialized" "$errors"; then
     cat "$errors" >&2
-    echo "the storage answers, but holds no Kopia repository any more" >&2
+    echo "the storage holds no Kopia repository any more (its data or the bucket is gone)" >&2
     exit 15
   fi
   fail_for_storage "$errors"

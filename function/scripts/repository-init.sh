@@ -46,7 +46,7 @@ else
       --override-username="${BSLS_IDENTITY_USERNAME}" \
       --override-hostname="${BSLS_IDENTITY_HOSTNAME}" \
       --no-persist-credentials 2>"$errors"; then
-    if grep -qi "object lock" "$errors"; then
+    if grep -qiE "object ?lock" "$errors"; then
       cat "$errors" >&2
       echo "the bucket refused object lock: it must be created with object lock enabled" >&2
       exit 17

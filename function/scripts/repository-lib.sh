@@ -74,7 +74,7 @@ apply_settings() {
         --retention-mode="$BSLS_RETENTION_MODE" \
         --retention-period="${BSLS_RETENTION_PERIOD:?}" 2>"$errors"; then
       cat "$errors" >&2
-      if grep -qi "object lock" "$errors"; then
+      if grep -qiE "object ?lock" "$errors"; then
         echo "the bucket refused object lock: it must be created with object lock enabled" >&2
         exit 17
       fi
