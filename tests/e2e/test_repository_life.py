@@ -225,7 +225,8 @@ def rotate_and_prove(stack: Stack, storage: Storage, tmp_path: pathlib.Path) -> 
     assert change.succeeded, change.logs
     assert "changed the repository password" in change.logs
     assert "the new password opens the repository" in change.logs
-    assert new_password not in change.logs and REPOSITORY_PASSWORD not in change.logs
+    assert new_password not in change.logs
+    assert REPOSITORY_PASSWORD not in change.logs
     # The repository has the new password; the function has not seen the Job complete
     # yet, so every pod still names the old one first. A server that restarts now opens
     # the repository with the new one: there is no moment it cannot start.
@@ -241,7 +242,7 @@ def rotate_and_prove(stack: Stack, storage: Storage, tmp_path: pathlib.Path) -> 
     assert stack.repository.status["passwordSecretRef"]["name"] == f"{name}-password-2"
     assert stack.repository.status["passwordChangedAt"]
     assert not [k for k in stack.repository.desired if k.startswith("password-change-")]
-    restarted, sync = stack.converge()
+    restarted, _ = stack.converge()
     assert restarted == [deployment]  # onto the new password alone
     env = stack.deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     names = {e["name"]: e for e in env}
