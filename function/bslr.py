@@ -20,8 +20,9 @@ from function.conditions import Condition, Initialized
 from function.connection import connect
 from function.memo import recipe
 from function.resources import configmaps, jobs
+from function.resources.identity import service_account
 from function.snapshot import RepositorySnapshot
-from function.step import KEEP, Composition, Requirement, Step, poll
+from function.step import KEEP, Composition, Desired, Requirement, Step, poll
 from function.steps import check, initialise, password
 from function.steps.attempts import runs
 
@@ -31,23 +32,28 @@ def compose(s: RepositorySnapshot, now: datetime.datetime) -> Composition:
     owner, namespace = s.xr.tenant, s.xr.namespace
     # "repository-scripts", not "scripts": a BSLS of the same name has a "<name>-scripts".
     scripts = names.owned(owner, "repository-scripts")
-    base = Step(
-        {
-            names.REPOSITORY_SCRIPTS: recipe(
-                configmaps.scripts, owner, namespace, "repository-scripts", pods.REPOSITORY_SCRIPTS
-            ),
-            names.NETWORK_POLICY: recipe(
-                jobs.deny_ingress, owner, namespace, "repository-init", tuple(jobs.REPOSITORY_JOBS)
-            ),
-        },
-        None,
-        None,
-    )
+    fixed: dict[str, Desired] = {
+        names.REPOSITORY_SCRIPTS: recipe(
+            configmaps.scripts, owner, namespace, "repository-scripts", pods.REPOSITORY_SCRIPTS
+        ),
+        names.NETWORK_POLICY: recipe(
+            jobs.deny_ingress, owner, namespace, "repository-init", tuple(jobs.REPOSITORY_JOBS)
+        ),
+    }
+    if (identity := s.spec.cloudIdentity) is not None:
+        fixed[names.SERVICE_ACCOUNT] = recipe(
+            service_account,
+            owner,
+            namespace,
+            tuple(sorted(identity.serviceAccountAnnotations.items())),
+            tuple(sorted(identity.serviceAccountLabels.items())),
+        )
+    base = Step(fixed, None, None)
     # The init Job opens the repository with the password in force alone: a rotation
     # starts only once the repository exists.
-    init = initialise.step(s, connect(s.spec, password.in_force(s)), scripts, now)
+    init = initialise.step(s, connect(s.spec, owner, password.in_force(s)), scripts, now)
     secret = password.step(s, init.value.usable, scripts, now)
-    connection = connect(s.spec, secret.value.in_force, secret.value.pending)
+    connection = connect(s.spec, owner, secret.value.in_force, secret.value.pending)
     checked = check.step(s, connection, init.value.usable, scripts, now)
     maintained = Step({}, checked.value.maintenance, None, wake=checked.wake)
 

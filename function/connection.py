@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 
+from function import names
 from function.backends import secret_env
 from function.kube import SecretKeyRef
 from function.models import BSLRSpec
@@ -32,6 +33,9 @@ class Connection:
     claim: str | None = None  # the PersistentVolumeClaim all its pods mount, if any
     # The passwords' env entries (by reference), apart: a rotation changes them alone.
     password_env: tuple[dict, ...] = ()
+    # With spec.cloudIdentity: the repository's ServiceAccount, and labels its pods carry.
+    service_account: str | None = None
+    pod_labels: tuple[tuple[str, str], ...] = ()
 
     @functools.cached_property
     def digest(self) -> str:
@@ -40,28 +44,21 @@ class Connection:
         It covers the password references too: a pod that opens the repository runs
         again (a Job under a new name, the server rolled) when a rotation moves them.
         """
-        doc = json.dumps(
-            [self.args, self.env, self.volumes, self.mounts], sort_keys=True, separators=(",", ":")
-        )
+        parts: list = [self.args, self.env, self.volumes, self.mounts]
+        if self.service_account is not None:
+            parts += [self.service_account, self.pod_labels]
+        doc = json.dumps(parts, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(doc.encode()).hexdigest()[:16]
 
     @functools.cached_property
     def storage_digest(self) -> str:
         """A digest of where the repository is and how to reach it, without the passwords."""
         storage = [e for e in self.env if e not in self.password_env]
-        doc = json.dumps(
-            [self.args, storage, self.volumes, self.mounts], sort_keys=True, separators=(",", ":")
-        )
+        parts: list = [self.args, storage, self.volumes, self.mounts]
+        if self.service_account is not None:
+            parts += [self.service_account, self.pod_labels]
+        doc = json.dumps(parts, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(doc.encode()).hexdigest()[:16]
-
-    def without_pending(self) -> Connection:
-        """The same connection with only the password in force (no rotation's new one)."""
-        pending = [e for e in self.password_env if e["name"] == PENDING_PASSWORD]
-        return dataclasses.replace(
-            self,
-            env=tuple(e for e in self.env if e not in pending),
-            password_env=tuple(e for e in self.password_env if e not in pending),
-        )
 
 
 # During a rotation, the password it moves to: the scripts try it when the one in
@@ -69,13 +66,22 @@ class Connection:
 PENDING_PASSWORD = "BSLS_PENDING_PASSWORD"
 
 
+def service_account(repository: str) -> str:
+    """The ServiceAccount a BSLR with spec.cloudIdentity composes for its pods."""
+    return names.owned(repository, "repository")
+
+
 def connect(
-    spec: BSLRSpec, in_force: SecretKeyRef | None = None, pending: SecretKeyRef | None = None
+    spec: BSLRSpec,
+    repository: str,
+    in_force: SecretKeyRef | None = None,
+    pending: SecretKeyRef | None = None,
 ) -> Connection:
     """Map a validated BSLR spec to kopia arguments, environment and volumes.
 
-    `in_force` is the Secret key holding the password the repository has (by default
-    spec.passwordSecretRef); `pending` the one a rotation moves it to, while it does.
+    `repository` is the BSLR's own name (a legacy claim's), which its ServiceAccount's
+    derives from. `in_force` is the Secret key holding the password the repository has
+    (by default spec.passwordSecretRef); `pending` the one a rotation moves it to.
     """
     parts = spec.backend.parts()
     password = in_force or spec.passwordSecretRef
@@ -91,4 +97,8 @@ def connect(
         location=parts.location,
         claim=parts.claim,
         password_env=tuple(passwords),
+        service_account=service_account(repository) if spec.cloudIdentity else None,
+        pod_labels=tuple(sorted(spec.cloudIdentity.podLabels.items()))
+        if spec.cloudIdentity
+        else (),
     )

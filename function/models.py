@@ -570,6 +570,50 @@ class MaintenanceSpec(Strict):
     fullIntervalHours: int = Field(default=24, ge=1, le=2160)
 
 
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+# Label prefixes the function sets itself: a cloud identity may not take them over.
+_OWN_PREFIXES = ("app.kubernetes.io/", "dataprotection.bsls.dev/", "crossplane.io/")
+
+
+class CloudIdentity(Strict):
+    """The platform's workload identity instead of static keys, for the repository's pods.
+
+    The function composes a ServiceAccount with these annotations and labels (for
+    example `eks.amazonaws.com/role-arn` for AWS IRSA, `iam.gke.io/gcp-service-account`
+    for GKE, `azure.workload.identity/client-id` for Azure) and runs every pod that
+    opens the repository (its Jobs, the server, the user-sync Jobs) under it, with
+    `podLabels` on those pods only (`azure.workload.identity/use: "true"`).
+    """
+
+    serviceAccountAnnotations: dict[str, str] = Field(default_factory=dict, max_length=32)
+    serviceAccountLabels: dict[str, str] = Field(default_factory=dict, max_length=32)
+    podLabels: dict[str, str] = Field(default_factory=dict, max_length=32)
+
+    @field_validator("serviceAccountLabels", "podLabels")
+    @classmethod
+    def _labels(cls, values: dict[str, str]) -> dict[str, str]:
+        for key, value in values.items():
+            if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
+                msg = f"{key}: {value!r} is not a Kubernetes label (prefix/name: value)"
+                raise ValueError(msg)
+            if key.startswith(_OWN_PREFIXES):
+                msg = f"{key}: labels under {', '.join(_OWN_PREFIXES)} are the function's own"
+                raise ValueError(msg)
+        return values
+
+    @field_validator("serviceAccountAnnotations")
+    @classmethod
+    def _annotations(cls, values: dict[str, str]) -> dict[str, str]:
+        for key, value in values.items():
+            if not _LABEL_KEY.match(key) or len(value) > 4096:
+                msg = f"{key}: not an annotation key (prefix/name), or a value over 4096 bytes"
+                raise ValueError(msg)
+        return values
+
+
 class BSLRSpec(Strict):
     """The spec of a BackupStorageLocationRepository."""
 
@@ -580,6 +624,30 @@ class BSLRSpec(Strict):
     objectLock: ObjectLock | None = None
     health: HealthSpec = Field(default_factory=HealthSpec)
     maintenance: MaintenanceSpec = Field(default_factory=MaintenanceSpec)
+    cloudIdentity: CloudIdentity | None = None
+
+    @model_validator(mode="after")
+    def _credentials(self) -> BSLRSpec:
+        name = self.backend.name
+        if name == "filesystem":
+            if self.cloudIdentity is not None:
+                msg = "cloudIdentity: a filesystem repository has no cloud storage to sign in to"
+                raise ValueError(msg)
+            return self
+        static = self.backend.static_credentials
+        if static and self.cloudIdentity is not None:
+            msg = (
+                f"backend.{name}.credentialsSecretRef and cloudIdentity exclude each other: "
+                "static keys, or the platform's workload identity"
+            )
+            raise ValueError(msg)
+        if not static and self.cloudIdentity is None and name != "s3":
+            msg = (
+                f"backend.{name}.credentialsSecretRef is required unless cloudIdentity is set "
+                "(the platform's workload identity)"
+            )
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _object_lock(self) -> BSLRSpec:

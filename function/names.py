@@ -39,6 +39,7 @@ REPOSITORY_CHECK = "repository-check"  # the periodic check, "<prefix>-<digest>"
 PASSWORD_CHANGE = "password-change"  # a rotation's Job, "<prefix>-<digest>" too
 CA_BUNDLE = "ca-bundle"
 REPOSITORY_SCRIPTS = "repository-scripts"
+SERVICE_ACCOUNT = "service-account"  # a BSLR's, with spec.cloudIdentity
 CREDENTIALS_PREFIX = "user-"
 # Before 0.2 a user's credentials Secret was keyed "credentials-<identity>" and named
 # "<xr>-<user>-<host>", which two identities could share. The function reads a generated

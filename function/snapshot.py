@@ -34,7 +34,13 @@ from function.failures import Failure
 from function.kube import M, SpecError, describe_error, parse
 from function.memo import MEMO
 from function.models import CROSSPLANE_SPEC_FIELDS, BSLRSpec, BSLSSpec, FunctionInput
-from function.tenancy import CLAIM_NAMESPACE_LABEL, InputError, tenant_name, tenant_namespace
+from function.tenancy import (
+    CLAIM_NAME_LABEL,
+    CLAIM_NAMESPACE_LABEL,
+    InputError,
+    tenant_name,
+    tenant_namespace,
+)
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 # A repository's conditions that say why it cannot be used (a server quotes them).
@@ -319,6 +325,7 @@ class RequiredRepository:
     ready: bool
     ready_message: str
     status: dict = dataclasses.field(default_factory=dict)
+    tenant: str = ""  # its name, or a legacy XR's claim's: what its objects derive from
     # Why it is not Ready, in its own words: the message of a custom condition that
     # is False (Crossplane's Ready says only "Creating" when the function decides).
     problem: str = ""
@@ -419,11 +426,19 @@ class Required:
                 ready, message = c.get("status") == "True", _text(c, "message")
             elif c.get("status") == "False" and c.get("type") in REPOSITORY_HEALTH and not problem:
                 problem = f"{c.get('type')} is False ({_text(c, 'reason')}): {_text(c, 'message')}"
+        meta = found.get("metadata") if isinstance(found.get("metadata"), dict) else {}
+        labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+        tenant = (
+            _text(found, "metadata", "name")
+            if _text(found, "metadata", "namespace")
+            else labels.get(CLAIM_NAME_LABEL) or _text(found, "metadata", "name")
+        )
         return RequiredRepository(
             spec if isinstance(spec, dict) else {},
             ready,
             message,
             status if isinstance(status, dict) else {},
+            tenant if isinstance(tenant, str) else "",
             problem,
         )
 

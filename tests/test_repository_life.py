@@ -376,3 +376,74 @@ def test_a_server_says_why_its_repository_is_not_ready_and_keeps_running() -> No
     assert "Healthy is False (ValidationFailed): the bucket" in cond.message
     assert "A running server is left as it is" in cond.message
     assert h.desired(rsp)["server"] == h.desired(first)["server"]
+
+
+# ---------------------------------------------------------------------------- identity
+
+
+def test_a_cloud_identity_runs_every_repository_pod_under_its_service_account() -> None:
+    loop = Loop(h.example("bslr-s3-irsa.yaml"))
+    loop.xr["spec"]["cloudIdentity"]["podLabels"] = {"azure.workload.identity/use": "true"}
+    loop.reconcile()
+    account = h.desired(loop.rsp)["service-account"]
+    assert account["kind"] == "ServiceAccount"
+    assert account["metadata"]["name"] == "team-a-irsa-repository"
+    assert account["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/team-a-backups"
+    }
+    assert account["automountServiceAccountToken"] is False
+    _, job = loop.job("repository-init")
+    pod = job["spec"]["template"]
+    assert pod["spec"]["serviceAccountName"] == "team-a-irsa-repository"
+    assert pod["spec"]["automountServiceAccountToken"] is False  # no Kubernetes API token
+    assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    env = _env(job)
+    assert not [k for k in env if k.startswith("AWS_")]  # no static keys
+
+    # The server and its user-sync Jobs open the repository the same way.
+    pool = h.required_pool()
+    repo = next(o for o in pool if o["kind"] == "BackupStorageLocationRepository")
+    repo["spec"] = copy.deepcopy(loop.xr["spec"])
+    repo["metadata"]["name"] = "team-a-irsa"
+    bsls = h.example("bsls.yaml")
+    bsls["spec"]["repositoryRef"]["name"] = "team-a-irsa"
+    rsp = h.reconcile(bsls, pool=pool)
+    for key in ("server", h.key(rsp, "user-sync")):
+        template = h.desired(rsp)[key]["spec"]["template"]
+        assert template["spec"]["serviceAccountName"] == "team-a-irsa-repository", key
+        assert template["metadata"]["labels"]["azure.workload.identity/use"] == "true", key
+
+
+def test_without_a_cloud_identity_no_pod_names_a_service_account() -> None:
+    loop = initialised(h.example("bslr-s3.yaml"))
+    assert "service-account" not in loop.rsp.desired.resources
+    for prefix in ("repository-init", "repository-check"):
+        assert "serviceAccountName" not in loop.job(prefix)[1]["spec"]["template"]["spec"]
+
+
+def test_a_cloud_identity_and_static_keys_exclude_each_other() -> None:
+    both = h.example("bslr-s3.yaml")
+    both["spec"]["cloudIdentity"] = {"serviceAccountAnnotations": {"a/b": "c"}}
+    [fatal] = h.fatal(h.reconcile(both))
+    assert "credentialsSecretRef and cloudIdentity exclude each other" in fatal
+    gcs = h.example("bslr-gcs.yaml")
+    del gcs["spec"]["backend"]["gcs"]["credentialsSecretRef"]
+    [fatal] = h.fatal(h.reconcile(gcs))
+    assert "credentialsSecretRef is required unless cloudIdentity is set" in fatal
+    gcs["spec"]["cloudIdentity"] = {
+        "serviceAccountAnnotations": {
+            "iam.gke.io/gcp-service-account": "b@p.iam.gserviceaccount.com"
+        }
+    }
+    rsp = h.reconcile(gcs)
+    assert h.fatal(rsp) == []
+    args = h.desired(rsp)[h.key(rsp, "repository-init")]["spec"]["template"]["spec"]["containers"][
+        0
+    ]["args"]
+    assert not [
+        a for a in args if a.startswith("--credentials-file")
+    ]  # Google's default credentials
+    theirs = h.example("bslr-s3-irsa.yaml")
+    theirs["spec"]["cloudIdentity"]["podLabels"] = {"app.kubernetes.io/instance": "other"}
+    [fatal] = h.fatal(h.reconcile(theirs))
+    assert "are the function's own" in fatal

@@ -32,6 +32,7 @@ def _job(  # noqa: PLR0917
     content: str,
     attempt: int,
     placement: PodPlacement,
+    pod_labels: tuple[tuple[str, str], ...] = (),
 ) -> dict:
     """A Job for one attempt of what `content` (a digest of what it applies) names.
 
@@ -49,7 +50,13 @@ def _job(  # noqa: PLR0917
             "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
             "podFailurePolicy": failures.pod_failure_policy(pod["containers"][0]["name"]),
             "template": {
-                "metadata": {"labels": {**labels(owner, component), **placement.labels()}},
+                "metadata": {
+                    "labels": {
+                        **dict(pod_labels),
+                        **labels(owner, component),
+                        **placement.labels(),
+                    }
+                },
                 "spec": pod,
             },
         },
@@ -132,7 +139,17 @@ def user_sync(
         placement=placement,
     )
     name = failures.attempt_name(owner, "user-sync", digest, attempt)
-    return _job(name, namespace, owner, "user-sync", pod, digest[:16], attempt, placement)
+    return _job(
+        name,
+        namespace,
+        owner,
+        "user-sync",
+        pod,
+        digest[:16],
+        attempt,
+        placement,
+        connection.pod_labels,
+    )
 
 
 # The repository's Jobs: what each is called and which script it runs.
@@ -182,7 +199,17 @@ def repository_job(
         placement=placement,
     )
     name = failures.attempt_name(owner, suffix, digest, attempt)
-    job = _job(name, namespace, owner, component, pod, digest[:16], attempt, placement)
+    job = _job(
+        name,
+        namespace,
+        owner,
+        component,
+        pod,
+        digest[:16],
+        attempt,
+        placement,
+        connection.pod_labels,
+    )
     job["metadata"]["annotations"].update(dict(notes))
     return job
 

@@ -81,7 +81,7 @@ def step(
         )
         return Step({}, waiting, Password(old, new, changed_at))
 
-    connection = connect(s.spec, old)
+    connection = connect(s.spec, owner, old)
     digest = hashlib.sha256(
         f"password:{_show(old)}:{_show(new)}:{connection.digest}:{image}".encode()
     ).hexdigest()

@@ -68,7 +68,7 @@ def step(s: ServerSnapshot) -> Step[Connection | None]:
     ok = Condition(True, RepositoryReady.AVAILABLE, f"Repository {ref} is Ready.")
     # The password in force is the one the BSLR's status names (by reference); during
     # a rotation the server may also try the one spec.passwordSecretRef now names.
-    return Step({}, ok, connect(spec, in_force(bslr, spec), spec.passwordSecretRef))
+    return Step({}, ok, connect(spec, bslr.tenant, in_force(bslr, spec), spec.passwordSecretRef))
 
 
 def in_force(bslr: RequiredRepository, spec: BSLRSpec) -> SecretKeyRef:
