@@ -45,8 +45,13 @@ class Loop:
         return self.rsp
 
     def job(self, prefix: str) -> tuple[str, dict]:
+        """The current Job of a kind: of two, the one that has not finished (the other
+        is the last completed one, kept while it runs)."""
         assert self.rsp is not None
-        key = h.key(self.rsp, prefix)
+        keys = [k for k in self.rsp.desired.resources if k.startswith(f"{prefix}-")]
+        if len(keys) > 1:
+            keys = [k for k in keys if k not in self.statuses]
+        [key] = keys
         return key, h.desired(self.rsp)[key]
 
     def complete(self, prefix: str) -> str:
@@ -447,3 +452,20 @@ def test_a_cloud_identity_and_static_keys_exclude_each_other() -> None:
     theirs["spec"]["cloudIdentity"]["podLabels"] = {"app.kubernetes.io/instance": "other"}
     [fatal] = h.fatal(h.reconcile(theirs))
     assert "are the function's own" in fatal
+
+
+def test_a_completed_init_job_stays_while_a_new_one_applies_changed_settings() -> None:
+    loop = initialised()
+    old, _ = loop.job("repository-init")
+    # An upgrade, or a change: the XR has no record of applied settings yet.
+    del loop.xr["status"]["settings"]
+    loop.xr["spec"]["policy"] = {"compression": "zstd"}
+    for _ in range(2):  # and on the call after, once the old Job's absence would show
+        loop.reconcile()
+        assert old in loop.rsp.desired.resources
+        assert loop.condition("Initialized").status == fnv1.STATUS_CONDITION_TRUE
+        assert loop.ready == fnv1.READY_TRUE
+    new = [k for k in loop.rsp.desired.resources if k.startswith("repository-init-") and k != old]
+    loop.statuses[new[0]] = _complete(loop.clock())
+    loop.reconcile()
+    assert [k for k in loop.rsp.desired.resources if k.startswith("repository-init-")] == new

@@ -3,8 +3,9 @@
 The Job is named by everything it applies (storage, passwords, settings, image), so a
 change runs it again. Once one has completed for the current storage and settings it
 is kept exactly as it ran: a password rotation changes what a new Job would look like,
-not what this one did. A repository initialised once stays usable while a changed
-setting is being applied; the status shows the settings the last completed Job applied.
+not what this one did. While a new Job runs, the last completed one is kept too: a
+repository initialised once stays usable while a changed setting is being applied, and
+the status shows the settings the last completed Job applied.
 """
 
 from __future__ import annotations
@@ -85,6 +86,12 @@ def step(
             placement=placement.merge(s.input.placement, None, connection.claim),
         )
     }
+    # The last completed Job stays while a new one applies changed settings: the
+    # repository is known to exist as long as it is observed (and the status, once a
+    # Job of this version completed, says so too).
+    resources.update(
+        {r.key: KEEP for r in found if r.progress is JobProgress.COMPLETE and r.key != job_key}
+    )
     progress = run.progress if run is not None else JobProgress.RUNNING
     job = f"{namespace}/{job_name}"
     if plan.waiting_since is not None:
