@@ -36,6 +36,9 @@ class Connection:
     # With spec.cloudIdentity: the repository's ServiceAccount, and labels its pods carry.
     service_account: str | None = None
     pod_labels: tuple[tuple[str, str], ...] = ()
+    # The object lock the repository applied ("GOVERNANCE/720h"), for a server: kopia
+    # tells every other client to reconnect after `set-parameters` changes it.
+    retention: str = ""
 
     @functools.cached_property
     def digest(self) -> str:
@@ -47,6 +50,8 @@ class Connection:
         parts: list = [self.args, self.env, self.volumes, self.mounts]
         if self.service_account is not None:
             parts += [self.service_account, self.pod_labels]
+        if self.retention:
+            parts.append(self.retention)
         doc = json.dumps(parts, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(doc.encode()).hexdigest()[:16]
 

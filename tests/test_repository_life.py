@@ -469,3 +469,21 @@ def test_a_completed_init_job_stays_while_a_new_one_applies_changed_settings() -
     loop.statuses[new[0]] = _complete(loop.clock())
     loop.reconcile()
     assert [k for k in loop.rsp.desired.resources if k.startswith("repository-init-")] == new
+
+
+def test_the_server_rolls_when_the_repository_applied_another_object_lock() -> None:
+    def server_digest(lock: dict | None) -> str:
+        pool = h.required_pool()
+        repo = next(o for o in pool if o["kind"] == "BackupStorageLocationRepository")
+        if lock is not None:
+            repo["status"]["settings"] = {"objectLock": lock}
+        rsp = h.reconcile(h.example("bsls.yaml"), pool=pool)
+        meta = h.desired(rsp)["server"]["spec"]["template"]["metadata"]
+        return meta["annotations"]["dataprotection.bsls.dev/repository-digest"]
+
+    # kopia: "you must disconnect and re-connect all other Kopia clients" after
+    # set-parameters changed the retention.
+    none = server_digest(None)
+    governance = server_digest({"mode": "GOVERNANCE", "periodDays": 30})
+    assert len({none, governance, server_digest({"mode": "GOVERNANCE", "periodDays": 60})}) == 3
+    assert server_digest({"mode": "GOVERNANCE", "periodDays": 30}) == governance

@@ -6,6 +6,8 @@ tenant on one repository the older one (by creation time, then name) wins.
 
 from __future__ import annotations
 
+import dataclasses
+
 from function import names
 from function.conditions import Condition, RepositoryReady
 from function.connection import Connection, connect
@@ -68,7 +70,17 @@ def step(s: ServerSnapshot) -> Step[Connection | None]:
     ok = Condition(True, RepositoryReady.AVAILABLE, f"Repository {ref} is Ready.")
     # The password in force is the one the BSLR's status names (by reference); during
     # a rotation the server may also try the one spec.passwordSecretRef now names.
-    return Step({}, ok, connect(spec, bslr.tenant, in_force(bslr, spec), spec.passwordSecretRef))
+    connection = connect(spec, bslr.tenant, in_force(bslr, spec), spec.passwordSecretRef)
+    return Step({}, ok, dataclasses.replace(connection, retention=_retention(bslr)))
+
+
+def _retention(bslr: RequiredRepository) -> str:
+    """The object lock the BSLR's Jobs applied: a change rolls the server."""
+    settings = bslr.status.get("settings")
+    lock = settings.get("objectLock") if isinstance(settings, dict) else None
+    if not isinstance(lock, dict):
+        return ""
+    return f"{lock.get('mode')}/{lock.get('periodDays')}d"
 
 
 def in_force(bslr: RequiredRepository, spec: BSLRSpec) -> SecretKeyRef:

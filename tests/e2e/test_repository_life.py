@@ -149,9 +149,16 @@ def test_the_format_and_the_global_policy_are_the_specs(
     assert policy["files"]["ignore"] == ["*.tmp"]
     assert repository.status["settings"]["format"]["hash"] == "BLAKE3-256"
 
-    # Someone with the repository password changes the global policy: the spec wins at
-    # the next change (and at every check).
+    # Someone with the repository password changes the global policy: the next check
+    # puts the spec's back.
     storage.run(operator, "policy", "set", "--global", "--compression=gzip", "--keep-latest=99")
+    [check] = [r for r in mine(cluster.run_jobs(), "settings") if "-check-" in r.name]
+    assert check.succeeded, check.logs
+    policy = json.loads(storage.run(operator, "policy", "show", "--global", "--json"))
+    assert policy["compression"]["compressorName"] == "zstd"
+    assert policy["retention"]["keepLatest"] == 3
+
+    # A changed spec runs the init Job again, which applies it.
     repository.xr["spec"]["policy"] = {"compression": "s2-default", "ignore": []}
     repository.reconcile()
     [rerun] = succeeded(mine(cluster.run_jobs(), "settings-init"))
