@@ -1,14 +1,17 @@
 # syntax=docker/dockerfile:1
 #
-# function-bsls: build on Debian 12 with its Python 3.11, run on the distroless
+# function-bsls: build on Debian 12 with its Python 3.11, run on Google's distroless
 # python3-debian12 image, which carries the same Python 3.11. Both stages must share the
 # Python minor version: the virtualenv's interpreter link and compiled wheels depend on it.
 #
-# DISTROLESS_PREFIX is the registry path that serves Google's distroless images (or your
-# mirror of them), e.g. --build-arg DISTROLESS_PREFIX=<registry>/distroless
-ARG DISTROLESS_PREFIX=distroless
+# The base images are build args, for mirrors:
+#   DEBIAN_IMAGE       the build stage (default docker.io/library/debian:12-slim)
+#   DISTROLESS_PREFIX  the registry path that serves Google's distroless images (default
+#                      gcr.io/distroless), e.g. --build-arg DISTROLESS_PREFIX=<registry>/distroless
+ARG DEBIAN_IMAGE=docker.io/library/debian:12-slim
+ARG DISTROLESS_PREFIX=gcr.io/distroless
 
-FROM debian:12-slim AS build
+FROM ${DEBIAN_IMAGE} AS build
 RUN apt-get update \
  && apt-get install --no-install-recommends --yes python3-venv \
  && rm -rf /var/lib/apt/lists/*

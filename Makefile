@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: all venv tools render render-all generate golden test unit lint e2e fuzz load bench cluster test-cluster clean
+.PHONY: all venv tools node-deps node-tools image package render render-all generate golden test unit lint e2e vm vm-deps vm-image fuzz load bench cluster node test-node clean
 
 all: test
 
@@ -22,6 +22,23 @@ venv: $(VENV)/.stamp
 
 tools:
 	hack/tools.sh
+
+## node-deps: the Debian packages the real node and the image builds need (containerd, runc, buildah, ...).
+node-deps:
+	hack/node-deps.sh
+
+## node-tools: kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kubectl, CoreDNS, the registry, pause, stamped Crossplane core.
+node-tools:
+	hack/node-tools.sh
+
+## image: the function's image from the Dockerfile (on local stand-ins for its base images), cached by digest.
+image: venv node-deps
+	$(PY) hack/images.py function
+
+## package: the Function package (.xpkg) with the function's image embedded, cached by digest.
+package: venv node-deps
+	hack/tools.sh crossplane
+	$(PY) hack/images.py package
 
 ## render: run the function and render the BSLS example through `crossplane render`.
 render: venv
@@ -45,29 +62,49 @@ golden: venv
 lint: venv
 	$(VENV)/bin/ruff check function tests bench hack
 	$(VENV)/bin/ruff format --check function tests bench hack
-	$(VENV)/bin/shellcheck -x -P function/scripts -s sh function/scripts/*.sh hack/*.sh .ci/run
+	$(VENV)/bin/shellcheck -x -P function/scripts -s sh function/scripts/*.sh hack/*.sh bench/*.sh .ci/run tests/vm/guest/*.sh tests/vm/guest/steps/*.sh
 
 unit: venv
-	$(PY) -m pytest -q tests --ignore=tests/e2e --ignore=tests/cluster
+	$(PY) -m pytest -q tests --ignore=tests/e2e --ignore=tests/node --ignore=tests/vm
 
-## cluster: a local control plane (etcd, kube-apiserver, Crossplane, this function) with the APIs.
+## cluster: a control plane without a node (etcd, kube-apiserver, Crossplane, this function as a process) with the APIs.
 cluster: venv tools
 	$(PY) hack/cluster.py --apis
 
-## test-cluster: the tests on the local control plane alone.
-test-cluster: venv tools
-	$(PY) -m pytest -q -m cluster tests/cluster
+## node: a real single-node cluster with Crossplane and the function's package installed; Ctrl-C stops it.
+node: venv tools node-deps node-tools
+	$(PY) hack/node.py
+
+## test-node: the tests on the real node alone.
+test-node: venv tools node-deps node-tools
+	$(PY) -m pytest -q tests/node
 
 e2e: venv tools
 	$(PY) -m pytest -q tests/e2e
 
-## test: lint, unit, render and end-to-end tests.
-test: venv tools lint
+## vm-deps: the Debian packages of the VM suite (qemu, xorriso, socat, debootstrap), if missing.
+vm-deps:
+	hack/vm-deps.sh
+
+## vm-image: build the guest image (Debian 12, systemd, the pinned kopia) into the cache.
+vm-image: venv vm-deps
+	hack/tools.sh kopia
+	$(PY) hack/guest.py
+
+## vm: the VM suite alone: real guests under qemu (software emulation) as the VM owners.
+vm: venv vm-deps
+	hack/tools.sh kopia
+	$(PY) -m pytest -q tests/vm
+
+## test: lint, unit, render, end-to-end, VM and real-node tests.
+test: venv tools node-deps node-tools vm-deps lint
 	$(PY) -m pytest -q tests
 
-## bench: this function beside a no-op function on the same SDK; writes docs/performance.md.
+## bench: backups through the server against direct, the server as the repository grows, the
+## function beside its floors, end to end; writes docs/performance.md (BENCH_ARGS=--quick: a smoke run).
 bench: venv
-	$(PY) -m bench.bench --write docs/performance.md
+	hack/tools.sh kopia
+	$(PY) -m bench.bench --write docs/performance.md --sizing docs/platform-guide.md $(BENCH_ARGS)
 
 ## fuzz: the deep property run (at least 10,000 examples per property).
 fuzz: venv

@@ -54,7 +54,11 @@ def compose(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> Comp
         # Users in sync, not users asked for: what the last completed sync applied.
         "userCount": people.value.in_sync,
         "users": [
-            {"identity": u.identity, "credentialsSecretName": u.credentials_secret}
+            {
+                "identity": u.identity,
+                "credentialsSecretName": u.credentials_secret,
+                "access": u.access,
+            }
             for u in people.value.listed
         ],
     }

@@ -133,6 +133,10 @@ class User(Strict):
     username: str = Field(min_length=1, max_length=64)
     hostname: str = Field(min_length=1, max_length=128)
     passwordSecretRef: SecretKeyRef | None = None
+    # What the identity may do with its own snapshots (function/access.py): full (add,
+    # change, delete), append (add and restore; the server expires them by
+    # spec.retention), restore (list and restore only).
+    access: Literal["full", "append", "restore"] = "full"
 
     @field_validator("username", "hostname")
     @classmethod
@@ -361,6 +365,24 @@ class MetricsSpec(Strict):
         return self
 
 
+# Five fields of a cron schedule (or a macro such as @hourly), as a CronJob takes it.
+CRON = re.compile(r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$")
+
+
+class RetentionSpec(Strict):
+    """The retention the server enforces for users with access `append`.
+
+    An append-only user cannot delete, and kopia's own retention is switched off for it
+    (a client could defeat it by dating snapshots into the future): a CronJob of the
+    server deletes its snapshots stored more than keepDays ago, past its keepLatest
+    newest. Users with access full keep their own kopia policies.
+    """
+
+    keepDays: int = Field(default=30, ge=1, le=36500)
+    keepLatest: int = Field(default=1, ge=0, le=100000)
+    schedule: str = Field(default="17 * * * *", pattern=CRON.pattern, max_length=64)
+
+
 class RepositoryRef(LocalRef):
     """The BSLR a server serves; `confirmChange` is for the API server's transition rule."""
 
@@ -380,6 +402,7 @@ class BSLSSpec(Strict):
     networkPolicy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
     server: ServerSpec = Field(default_factory=ServerSpec)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    retention: RetentionSpec = Field(default_factory=RetentionSpec)
     # Where the server and its user-sync Jobs run, added to the platform's placement.
     placement: Placement = Field(default_factory=Placement)
 

@@ -33,6 +33,7 @@ SCRIPTS = "scripts"
 # So Jobs are keyed "<prefix>-<digest>" (see job_key) and a new digest is a new Job.
 USER_SYNC = "user-sync"
 NETWORK_POLICY = "network-policy"
+RETENTION = "retention"  # the CronJob that expires append-only users' snapshots
 POD_MONITOR = "pod-monitor"
 REPOSITORY_INIT = "repository-init"
 REPOSITORY_CHECK = "repository-check"  # the periodic check, "<prefix>-<digest>" too
@@ -61,6 +62,7 @@ SYNC_IDENTITY = ("user-sync", "bsls-system")
 # The repository's own Jobs (init, check, password change) connect as this identity,
 # which owns maintenance: the checks run it, whether or not a server exists.
 MAINTENANCE_IDENTITY = ("maintenance", "bsls-system")
+RETENTION_IDENTITY = ("retention", "bsls-system")
 
 LABEL_COMPONENT = "app.kubernetes.io/component"
 

@@ -29,7 +29,13 @@ SCRATCH = {
     "tmp": "/tmp",  # noqa: S108 - a private emptyDir, not the node's /tmp
 }
 # The scripts each kind of XR ships to its pods (in its scripts ConfigMap).
-SERVER_SCRIPTS = ("server.sh", "user-sync.sh", "storage-errors.sh", "repository-lib.sh")
+SERVER_SCRIPTS = (
+    "server.sh",
+    "user-sync.sh",
+    "retention.sh",
+    "storage-errors.sh",
+    "repository-lib.sh",
+)
 REPOSITORY_SCRIPTS = (
     "repository-init.sh",
     "repository-check.sh",

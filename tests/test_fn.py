@@ -85,10 +85,12 @@ def test_status_publishes_endpoint_and_the_ca_fingerprint(first: fnv1.RunFunctio
         {
             "identity": "alice@vm-alice",
             "credentialsSecretName": d["user-alice@vm-alice"]["metadata"]["name"],
+            "access": "full",
         },
         {
             "identity": "bob@vm-bob",
             "credentialsSecretName": d["user-bob@vm-bob"]["metadata"]["name"],
+            "access": "full",
         },
     ]
     assert re.fullmatch(
@@ -237,7 +239,7 @@ def test_removing_a_user_drops_its_secret_and_reruns_the_sync(first) -> None:
     assert h.key(rsp, "user-sync") != h.key(first, "user-sync")
     sources = h.sync_job(rsp)["spec"]["template"]["spec"]["volumes"]
     users = next(v for v in sources if v["name"] == "users")["projected"]["sources"]
-    assert [s["secret"]["items"][0]["path"] for s in users] == ["alice@vm-alice"]
+    assert [s["secret"]["items"][0]["path"] for s in users] == ["full/alice@vm-alice"]
     assert d["server"] == h.desired(first)["server"]
 
 

@@ -173,12 +173,13 @@ def test_sync_job_mounts_passwords_as_files_and_has_no_ttl() -> None:
         image="kopia/kopia:0.23.1",
         uid=65532,
         connection=conn({"filesystem": {"persistentVolumeClaim": {"claimName": "repo"}}}),
-        sources=(("srv-a-h", "a@h"),),
+        sources=(("srv-a-h", "a@h", "append"),),
         endpoint="https://srv.ns.svc:51515",
         ca_bundle="srv-ca-bundle",
         control_secret="srv-control",
         control_username="BSLS-CONTROL",
         scripts_config_map="srv-scripts",
+        access_rules="* READ type=content\n",
         placement=PodPlacement(),
     )
     assert job["metadata"]["name"] == "srv-user-sync-0123456789"
@@ -186,7 +187,7 @@ def test_sync_job_mounts_passwords_as_files_and_has_no_ttl() -> None:
     assert "pw-1" not in str(job)
     volume = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "users")
     assert volume["projected"]["sources"] == [
-        {"secret": {"name": "srv-a-h", "items": [{"key": "password", "path": "a@h"}]}}
+        {"secret": {"name": "srv-a-h", "items": [{"key": "password", "path": "append/a@h"}]}}
     ]
 
 
@@ -205,6 +206,7 @@ def test_sync_job_verifies_the_server_with_the_ca_bundle_never_a_fingerprint() -
         control_secret="srv-control",
         control_username="BSLS-CONTROL",
         scripts_config_map="srv-scripts",
+        access_rules="* READ type=content\n",
         placement=PodPlacement(),
     )
     pod = job["spec"]["template"]["spec"]

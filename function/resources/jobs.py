@@ -63,16 +63,17 @@ def _job(  # noqa: PLR0917
     }
 
 
-def users_volume(sources: tuple[tuple[str, str], ...]) -> dict:
-    """One file per identity holding its password, projected from the credentials Secrets.
+def users_volume(sources: tuple[tuple[str, str, str], ...]) -> dict:
+    """One file per identity holding its password, in a folder per access mode.
 
-    `sources` lists (credentials Secret name, identity) pairs.
+    The files (`full/alice@vm-alice`) are projected from the credentials Secrets.
+    `sources` lists (credentials Secret name, identity, mode) triples.
     """
     if not sources:
         return {"name": "users", "emptyDir": {}}
     projected = [
-        {"secret": {"name": secret, "items": [{"key": "password", "path": identity}]}}
-        for secret, identity in sources
+        {"secret": {"name": secret, "items": [{"key": "password", "path": f"{mode}/{identity}"}]}}
+        for secret, identity, mode in sources
     ]
     return {"name": "users", "projected": {"sources": projected, "defaultMode": 0o440}}
 
@@ -86,21 +87,24 @@ def user_sync(
     image: str,
     uid: int,
     connection: Connection,
-    sources: tuple[tuple[str, str], ...],
+    sources: tuple[tuple[str, str, str], ...],
     endpoint: str,
     ca_bundle: str,
     control_secret: str,
     control_username: str,
     scripts_config_map: str,
+    access_rules: str,
     placement: PodPlacement,
 ) -> dict:
-    """The Job that makes the repository's users match the spec, then refreshes the server.
+    """The Job that makes the repository's users and access rules match the spec.
 
+    Then it refreshes the server, so both take effect at once.
     The refresh verifies the server as VM owners do: the CA bundle and the Service's
     host name, never a fingerprint (which a machine in the middle could satisfy).
     """
     env = [
         {"name": "BSLS_USERS_DIR", "value": USERS_DIR},
+        {"name": "BSLS_ACCESS_RULES", "value": access_rules},
         {"name": "BSLS_SERVER_URL", "value": endpoint},
         # Go (kopia) reads the CA it trusts from here, beside the system roots.
         {"name": "SSL_CERT_FILE", "value": f"{SERVER_CA_DIR}/ca.crt"},
@@ -150,6 +154,74 @@ def user_sync(
         placement,
         connection.pod_labels,
     )
+
+
+def retention(
+    *,
+    owner: str,
+    namespace: str,
+    image: str,
+    uid: int,
+    connection: Connection,
+    keep_days: int,
+    keep_latest: int,
+    schedule: str,
+    scripts_config_map: str,
+    placement: PodPlacement,
+) -> dict:
+    """The CronJob that expires append-only users' snapshots (retention.sh).
+
+    It connects straight to the repository (it must delete what no client may), as
+    `retention@bsls-system`, which is not the maintenance owner. One run at a time.
+    """
+    pod = pods.kopia_pod(
+        uid=uid,
+        name="retention",
+        image=image,
+        script_name="retention.sh",
+        scripts_config_map=scripts_config_map,
+        connection=connection,
+        identity=names.RETENTION_IDENTITY,
+        storage=pods.JOB_STORAGE,
+        env=[
+            {"name": "BSLS_RETENTION_KEEP_DAYS", "value": str(keep_days)},
+            {"name": "BSLS_RETENTION_KEEP_LATEST", "value": str(keep_latest)},
+        ],
+        mounts=[],
+        volumes=[],
+        resources_=JOB_RESOURCES,
+        restart_policy="Never",
+        placement=placement,
+    )
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": metadata(names.owned(owner, "retention"), namespace, owner, "retention"),
+        "spec": {
+            "schedule": schedule,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 3600,
+            "successfulJobsHistoryLimit": 1,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "spec": {
+                    "backoffLimit": 2,
+                    "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
+                    "template": {
+                        "metadata": {
+                            "labels": {
+                                **dict(connection.pod_labels),
+                                **labels(owner, "retention"),
+                                **placement.labels(),
+                            }
+                        },
+                        "spec": pod,
+                    },
+                }
+            },
+        },
+    }
 
 
 # The repository's Jobs: what each is called and which script it runs.

@@ -17,11 +17,12 @@ import dataclasses
 import datetime
 from typing import NamedTuple
 
-from function import bundle, names, placement, pods, users
+from function import access, bundle, names, placement, pods, users
 from function.conditions import Condition, JobProgress, UsersSynced
 from function.connection import Connection
 from function.entropy import Entropy
 from function.memo import recipe
+from function.models import RetentionSpec
 from function.placement import PodPlacement
 from function.resources import jobs
 from function.snapshot import ServerSnapshot
@@ -43,6 +44,8 @@ class Inputs:
     image: str
     uid: int
     resolved: tuple[users.Resolved, ...]
+    modes: tuple[access.Mode, ...]  # each resolved user's access mode
+    retention: RetentionSpec
     observed: frozenset[str]  # the credentials and sync keys Crossplane observed
     jobs: tuple[Run, ...]  # the sync Jobs Crossplane observed
     now: datetime.datetime | None  # only while one of them failed: its retry is timed
@@ -111,13 +114,16 @@ def step(
         image=s.input.kopiaImage,
         uid=s.input.runAsUser,
         resolved=tuple(resolved),
+        modes=tuple(u.access for u in s.spec.users),
+        retention=s.spec.retention,
         observed=frozenset(
             key
             for u in s.spec.users
             for key in (names.credentials_key(u.identity), names.legacy_credentials_key(u.identity))
             if key in s.observed
         )
-        | frozenset(r.key for r in found),
+        | frozenset(r.key for r in found)
+        | frozenset(k for k in (names.RETENTION,) if k in s.observed),
         jobs=found,
         now=now if any(r.failure for r in found) else None,
         trust_pem=served.trust_pem,
@@ -136,6 +142,7 @@ class UserStatus(NamedTuple):
 
     identity: str
     credentials_secret: str
+    access: access.Mode
 
 
 class Users(NamedTuple):
@@ -149,7 +156,28 @@ def compose(i: Inputs) -> Step[Users]:
     """The credentials Secrets, the sync Job and UsersSynced, from the inputs alone."""
     resources: dict[str, Desired] = {}
     secrets = [names.credentials(i.owner, r.username, r.hostname) for r in i.resolved]
-    listed = tuple(UserStatus(r.identity, n) for r, n in zip(i.resolved, secrets, strict=True))
+    listed = tuple(
+        UserStatus(r.identity, n, m) for r, n, m in zip(i.resolved, secrets, i.modes, strict=True)
+    )
+    rules = access.rules_text()
+    modes = sorted([r.identity, m] for r, m in zip(i.resolved, i.modes, strict=True))
+    append = "append" in i.modes
+    if append and i.connection is not None:
+        resources[names.RETENTION] = recipe(
+            jobs.retention,
+            owner=i.owner,
+            namespace=i.namespace,
+            image=i.image,
+            uid=i.uid,
+            connection=i.connection,
+            keep_days=i.retention.keepDays,
+            keep_latest=i.retention.keepLatest,
+            schedule=i.retention.schedule,
+            scripts_config_map=names.owned(i.owner, "scripts"),
+            placement=i.placement,
+        )
+    elif append and names.RETENTION in i.observed:
+        resources[names.RETENTION] = KEEP
     for r, secret_name in zip(i.resolved, secrets, strict=True):
         key = names.credentials_key(r.identity)
         legacy = names.legacy_credentials_key(r.identity)
@@ -188,6 +216,8 @@ def compose(i: Inputs) -> Step[Users]:
             "image": i.image,
             "scripts": pods.scripts_digest(pods.SERVER_SCRIPTS),
             "control": i.control.password,
+            "access": rules,
+            "modes": modes,
         },
     )
     job_name, plan, run = attempt(i.jobs, i.owner, "user-sync", digest, i.now)
@@ -204,12 +234,15 @@ def compose(i: Inputs) -> Step[Users]:
             image=i.image,
             uid=i.uid,
             connection=i.connection,
-            sources=tuple((n, r.identity) for r, n in zip(i.resolved, secrets, strict=True)),
+            sources=tuple(
+                (n, r.identity, m) for r, n, m in zip(i.resolved, secrets, i.modes, strict=True)
+            ),
             endpoint=i.url,
             ca_bundle=names.owned(i.owner, "ca-bundle"),
             control_secret=i.control.secret_name,
             control_username=i.control.username,
             scripts_config_map=names.owned(i.owner, "scripts"),
+            access_rules=rules,
             placement=i.placement,
         )
     )

@@ -374,6 +374,27 @@ class Cluster:
             runs.append(run)
         return runs
 
+    def run_cronjob(
+        self, namespace: str, name: str, extra_env: dict[str, str] | None = None
+    ) -> JobRun:
+        """Run one Job from a CronJob's jobTemplate now, as its schedule would.
+
+        `extra_env` is for test clocks only: it may add env, never replace the manifest's.
+        """
+        cronjob = self.objects[("CronJob", namespace, name)]
+        template = copy.deepcopy(cronjob["spec"]["jobTemplate"]["spec"]["template"])
+        container = template["spec"]["containers"][0]
+        present = {e["name"] for e in container.get("env", [])}
+        if present & set(extra_env or {}):
+            msg = f"CronJob {name}: extra env would override the manifest's own value"
+            raise HarnessError(msg)
+        container.setdefault("env", []).extend(
+            {"name": k, "value": v} for k, v in (extra_env or {}).items()
+        )
+        self._counter += 1
+        pod = self.pod(namespace, f"{name}-{self._counter}", template)
+        return pod.run()
+
     def roll_out(self) -> list[str]:
         """Give every Deployment one running, ready pod of its current template.
 

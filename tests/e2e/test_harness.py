@@ -232,6 +232,6 @@ def test_the_rendered_server_runs_its_script_on_the_claim(tmp_path: pathlib.Path
         check=True,
     )
     assert resolved.stdout.split()[0] == ip
-    users = job.dir / "volumes" / "users"
+    users = job.dir / "volumes" / "users" / "full"  # a folder per access mode
     assert sorted(p.name for p in users.iterdir()) == ["alice@vm-alice", "bob@vm-bob"]
     assert (users / "alice@vm-alice").read_text() == "alice-correct-horse-battery"

@@ -1,10 +1,13 @@
 """Tenant probing with the real client: what a connected user can and cannot do.
 
 Bob is a legitimate user of the same server as alice. Each test is one thing he tries;
-it asserts the outcome docs/security.md states. Kopia runs without ACL entries (its
-built-in rules): a user has full access to the snapshots and policies labelled with
-their own identity, may read the global policy and their host's policy, and nothing
-else among the manifests. Content is shared and addressed by hash: that limit is
+it asserts the outcome docs/security.md states. The whole module runs once for each
+access mode bob can have (full, append, restore; alice is full, or append when bob
+is): the access rules the sync Job installs (function/access.py) must close everything
+kopia's built-in rules closed, in every mode. A user reaches the snapshots and policies
+labelled with their own identity (as far as the mode allows), may read the global
+policy and their host's policy, and nothing else among the manifests: no account, no
+password, no access rule. Content is shared and addressed by hash: that limit is
 recorded here too, so the docs cannot drift from what kopia does.
 """
 
@@ -16,11 +19,45 @@ import shutil
 
 import pytest
 
+from tests import helpers
+from tests.e2e.cluster import Cluster
 from tests.e2e.kopia import Client, make_tree, tree
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, stand_up
+from tests.e2e.test_access import with_access
 
 ALICE = "alice@vm-alice"
 BOB = "bob@vm-bob"
+
+
+@pytest.fixture(scope="module", params=["full", "append", "restore"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Bob's access mode."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def stack(
+    cluster: Cluster,
+    clock: helpers.Clock,
+    tenant_secrets: None,
+    tmp_path_factory: pytest.TempPathFactory,
+    mode: str,
+) -> Stack:
+    """The example server with bob in `mode`, alone on a repository of its own."""
+    del tenant_secrets
+    bslr = helpers.example("bslr.yaml")
+    # One repository per mode: each on a claim of its own, on one stand-in cluster.
+    bslr["metadata"]["name"] = f"repo-{mode}"
+    bslr["spec"]["backend"]["filesystem"]["persistentVolumeClaim"]["claimName"] = f"pvc-{mode}"
+    [claim] = helpers.load("claim.yaml")
+    claim["metadata"]["name"] = f"pvc-{mode}"
+    cluster.apply(claim)
+    bsls = helpers.example("bsls.yaml")
+    bsls["metadata"]["name"] = f"vm-backups-{mode}"
+    bsls["spec"]["repositoryRef"]["name"] = f"repo-{mode}"
+    alice_mode = "append" if mode == "append" else "full"
+    bsls = with_access(bsls, {ALICE: alice_mode, BOB: mode})
+    return stand_up(cluster, bslr, bsls, clock, tmp_path_factory.mktemp(f"clients-{mode}"))
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +119,33 @@ def test_bob_cannot_change_the_global_policy(bob: Client) -> None:
     assert shown.get("retention", {}).get("keepLatest") != 1
 
 
-def test_bob_can_set_his_own_policy(bob: Client) -> None:
-    bob.run("policy", "set", BOB, "--keep-latest=3")
+def test_bob_sets_his_own_policy_only_with_full_access(bob: Client, mode: str) -> None:
+    done = bob.run("policy", "set", BOB, "--keep-latest=3", check=False)
+    if mode != "full":
+        refused(done, "access denied")
+        return
+    assert done.returncode == 0, done.stdout + done.stderr
     shown = json.loads(bob.run("policy", "show", BOB, "--json").stdout)
     assert shown["retention"]["keepLatest"] == 3
+
+
+def test_bob_cannot_change_his_own_password(stack: Stack, bob: Client) -> None:
+    """kopia's default ACLs (`server acl enable`) would allow it; the built-in rules and
+    the function's rules do not: the Secret stays the only source of a password."""
+    done = bob.run("server", "users", "set", BOB, "--user-password=bobs-own-now", check=False)
+    refused(done, "not found", "access denied")
+    _, done = stack.connect(BOB, "bobs-own-now")
+    assert done.returncode != 0
+    _, done = stack.connect(BOB)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_bob_reads_no_account_and_no_access_rule(bob: Client) -> None:
+    assert bob.run("server", "users", "list").stdout.strip() == ""
+    assert bob.run("server", "acl", "list").stdout.strip() == ""
+    listed = bob.run("manifest", "list", "--json").stdout
+    types = {m["labels"]["type"] for m in json.loads(listed or "[]")}
+    assert types <= {"policy", "snapshot"}, types
 
 
 def test_bob_cannot_write_access_control_entries(bob: Client) -> None:

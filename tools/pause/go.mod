@@ -1,0 +1,3 @@
+module bsls.dev/tools/pause
+
+go 1.25.0
