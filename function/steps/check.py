@@ -83,7 +83,7 @@ def step(
         f"check:{period.index}:{connection.digest}:{image}:{settings.digest(spec)}".encode()
     ).hexdigest()
     found = runs(s, names.REPOSITORY_CHECK, None)
-    job_name, plan, run = attempt(found, owner, "check", digest, now)
+    job_name, plan, _ = attempt(found, owner, "check", digest, now)
     job_key = names.job_key(names.REPOSITORY_CHECK, job_name)
     # The maintenance this period runs: as decided when its first attempt was composed.
     earlier = [r for r in found if r.content == digest[:16]]
@@ -112,7 +112,6 @@ def step(
             placement=placement.merge(s.input.placement, None, connection.claim),
         )
     }
-    del run
     wake = min(period.end, plan.next_at) if plan.next_at else period.end
     condition = _healthy(s, record, plan, job_name, period)
     maintained = _maintenance(s, record, now)

@@ -65,7 +65,7 @@ def step(
         return Step({done.key: KEEP}, ok, Init(True, settings.applied(s.spec)))
 
     digest = jobs.init_digest(connection, image, settings.digest(s.spec))
-    job_name, plan, run = attempt(found, owner, "init", digest, now)
+    job_name, plan, _ = attempt(found, owner, "init", digest, now)
     job_key = names.job_key(names.REPOSITORY_INIT, job_name)
     resources: dict[str, Desired] = {
         job_key: KEEP
@@ -92,16 +92,12 @@ def step(
     resources.update(
         {r.key: KEEP for r in found if r.progress is JobProgress.COMPLETE and r.key != job_key}
     )
-    progress = run.progress if run is not None else JobProgress.RUNNING
     job = f"{namespace}/{job_name}"
     if plan.waiting_since is not None:
         condition = retrying(
             Initialized.INIT_FAILED, namespace, job_name, plan, f"open the repository at {where}"
         )
         return Step(resources, condition, Init(False, before), wake=plan.next_at)
-    if progress is JobProgress.COMPLETE:  # observed complete before its annotation was
-        ok = _initialised(where, job_name)
-        return Step(resources, ok, Init(True, settings.applied(s.spec)))
     if ever:
         condition = Condition(
             True,
