@@ -421,11 +421,22 @@ def test_object_lock_keeps_blobs_from_deletion_and_maintenance_still_works(
     bslr = s3_repository(
         cluster, s3_endpoint, "locked-s3", "locked", ObjectLockEnabledForBucket=True
     )
-    bslr["spec"]["objectLock"] = {"mode": "GOVERNANCE", "periodDays": 2}
     bsls = helpers.example("bsls.yaml")
     bsls["metadata"]["name"] = "locked-server"
     bsls["spec"]["repositoryRef"]["name"] = "locked-s3"
     stack = stand_up(cluster, bslr, bsls, clock, tmp_path / "clients")
+    assert "objectLock" not in stack.repository.status["settings"]
+
+    # Set later, on a repository that exists: set-parameters, then the server
+    # reconnects (kopia asks every other client to).
+    stack.repository.xr["spec"]["objectLock"] = {"mode": "GOVERNANCE", "periodDays": 2}
+    stack.repository.reconcile()
+    [init] = [r for r in mine(cluster.run_jobs(), "locked-s3") if "-init-" in r.name]
+    assert init.succeeded, init.logs
+    stack.repository.reconcile()
+    restarted, _ = stack.converge()
+    assert restarted == [stack.deployment["metadata"]["name"]]
+    bslr = stack.repository.xr
     assert stack.repository.status["settings"]["objectLock"] == {
         "mode": "GOVERNANCE",
         "periodDays": 2,
