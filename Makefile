@@ -102,7 +102,7 @@ test: venv tools node-deps node-tools vm-deps lint
 
 ## bench: backups through the server against direct, the server as the repository grows, the
 ## function beside its floors, end to end; writes docs/performance.md (BENCH_ARGS=--quick: a smoke run).
-bench: venv
+bench: venv tools node-deps node-tools
 	hack/tools.sh kopia
 	$(PY) -m bench.bench --write docs/performance.md --sizing docs/platform-guide.md $(BENCH_ARGS)
 

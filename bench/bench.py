@@ -9,7 +9,9 @@ Sections (each prints as it goes, then the whole report is printed as Markdown):
 3. calls: the function beside a no-op and an echo floor over real gRPC
    (`bench/calls.py`);
 4. end to end: apply to first backup, password rotation, a new user
-   (`bench/e2e.py`; on the stand-in cluster).
+   (`bench/e2e.py`; on the stand-in cluster);
+5. node: the same on the real single-node cluster, from the node suite's own stories
+   (`bench/node.py`; needs root).
 
 Every figure is a median of repeated runs with its min-max, and every section notes the
 load average it saw: other work on the machine shows up in both.
@@ -32,10 +34,10 @@ from collections.abc import Iterator
 
 from crossplane.function import logging as fnlogging
 
-from bench import calls, common, e2e, growth, sizing, throughput, variants
+from bench import calls, common, e2e, growth, node, sizing, throughput, variants
 from tests.e2e.conftest import KOPIA_VERSION
 
-SECTIONS = ("throughput", "growth", "calls", "e2e")
+SECTIONS = ("throughput", "growth", "calls", "e2e", "node")
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 SIZING_BEGIN, SIZING_END = "<!-- sizing:begin -->", "<!-- sizing:end -->"
 
@@ -145,6 +147,10 @@ def run_sections(args: argparse.Namespace, sections: list[str], work: pathlib.Pa
         latencies = growth.latencies(report.stages)
         text, found = e2e.render(timeline, load, latencies, report.growth_load)
         report.add("4. End to end", text, found)
+    if "node" in sections:
+        print("# 5. end to end on the real node", flush=True)
+        text, found = node.render(node.measure(work / "node"))
+        report.add("5. End to end on the real node", text, found)
     return report
 
 

@@ -6,6 +6,9 @@
 #   coredns    -> coredns          (cluster DNS)
 #   registry   -> registry         (the OCI registry the node pulls from)
 #   pause      -> pause            (the sandbox image's only file)
+#   kube-router -> kube-router     (its network policy controller alone enforces the
+#                 NetworkPolicies; v2.1.0, the one version the module proxy serves:
+#                 a test engine on an isolated node, never a production one)
 #   crossplane-core -> crossplane-stamped (Crossplane core with its version stamped:
 #                 the package manager refuses packages when the version is empty)
 #
@@ -105,6 +108,9 @@ if [ -z "$selected" ] || want registry; then
 fi
 if [ -z "$selected" ] || want pause; then
   build pause "" pause=bsls.dev/tools/pause
+fi
+if [ -z "$selected" ] || want kube-router; then
+  build kube-router "" kube-router=github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 fi
 if [ -z "$selected" ] || want crossplane-stamped; then
   build crossplane-core "$CROSSPLANE_LDFLAGS" \

@@ -3,7 +3,9 @@
 Everything the composed pods need runs for real: etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler, containerd with runc and the CNI bridge
 plugin, a kubelet, kube-proxy (iptables), CoreDNS, an OCI registry, Crossplane core and
-its RBAC manager (as pods, from the chart's manifests), and the function, installed by
+its RBAC manager (as pods, from the chart's manifests), kube-router's network policy
+controller (a process, the firewall alone: it enforces NetworkPolicies with iptables and
+ipsets), and the function, installed by
 Crossplane's package manager from the registry and run as a pod. Nothing is installed on
 the machine beyond Debian packages (hack/node-deps.sh); the binaries come from
 hack/node-tools.sh and hack/tools.sh, the images from hack/images.py.
@@ -27,8 +29,8 @@ Every file lives in one run folder (state of etcd, containerd, the kubelet, the
 registry, the logs). Stopping the node, on success, failure or Ctrl-C, ends the
 processes it started by their PIDs (containers: the PIDs in the node's cgroups),
 unmounts what was mounted under the run folder, deletes the interfaces, the iptables
-chains that were not there before, the node's cgroups (under /bsls-node), restores the
-sysctls the kubelet changes, and removes the folder. A run that was killed before it
+chains and ipsets that were not there before, the node's cgroups (under /bsls-node),
+restores the sysctls the kubelet changes, and removes the folder. A run that was killed before it
 could do so is cleaned up by the next one, from the state file it left behind.
 
 Use it from Python (`with Node() as node:`; `node.kube` is an API client, `node.kubectl`
@@ -241,6 +243,13 @@ def iptables_chains(binary: str) -> dict[str, set[str]]:
         elif line.startswith(":"):
             out[table].add(line[1:].split()[0])
     return out
+
+
+def ipsets() -> set[str]:
+    """The names of the ipsets that exist (kube-router makes its own)."""
+    if shutil.which("ipset") is None:
+        return set()
+    return set(run(["ipset", "list", "-n"], check=False).split())
 
 
 def nft_tables() -> set[str]:
@@ -499,6 +508,7 @@ class Node:
                 for b in ("iptables", "ip6tables")
             },
             "nft_tables": sorted(nft_tables()),
+            "ipsets": sorted(ipsets()),
             "interfaces": [],
             "absent": [p for p in OUTSIDE if not os.path.lexists(p)],
             "programs": node_programs(),
@@ -515,6 +525,7 @@ class Node:
         self._step("containerd", self._containerd)
         self._step("kube-proxy", self._kube_proxy)
         self._step("node Ready", self._kubelet)
+        self._step("NetworkPolicy engine", self._kube_router)
         self._step("CoreDNS", self._coredns)
         self._step("Crossplane", self._crossplane)
         self._step("package Healthy", self._function)
@@ -540,6 +551,7 @@ class Node:
             "conntrack",
             "skopeo",
             "buildah",
+            "ipset",
         ):
             if shutil.which(prog) is None:
                 msg = f"{prog} is missing: run hack/node-deps.sh (make node does)"
@@ -560,6 +572,7 @@ class Node:
             "etcd",
             "registry",
             "crossplane",
+            "kube-router",
         ):
             tool(name)
 
@@ -687,6 +700,7 @@ class Node:
         p.kubeconfig(kc / "scheduler.conf", self.server, "system:kube-scheduler")
         p.kubeconfig(kc / "kubelet.conf", self.server, f"system:node:{NODE_NAME}", ["system:nodes"])
         p.kubeconfig(kc / "proxy.conf", self.server, "system:kube-proxy")
+        p.kubeconfig(kc / "kube-router.conf", self.server, "system:kube-router")
         self._write_admin_kubeconfig()
 
     def _write_admin_kubeconfig(self) -> None:
@@ -1117,6 +1131,89 @@ disabled_plugins = [
         path.write_text(yaml.safe_dump(config))
         self._spawn("kube-proxy", [tool("kube-proxy"), f"--config={path}", "--v=1"])
 
+    def _kube_router(self) -> None:
+        """kube-router with its network policy controller alone: no routes, no proxy.
+
+        It puts the chains it needs (KUBE-ROUTER-*, KUBE-POD-FW-*, KUBE-NWPLCY-*) into the
+        filter table and jumps to them from INPUT, FORWARD and OUTPUT; a pod that a
+        NetworkPolicy selects gets a chain that REJECTs what no policy admits. Bridged
+        traffic reaches FORWARD through br_netfilter, after the node's guard chain has
+        returned for bridge-to-bridge packets. Teardown removes the chains (their names
+        start with KUBE-) and the ipsets that were not there before the run.
+        """
+        self.apply_file(MANIFESTS / "kube-router.yaml")
+        proc = self._spawn(
+            "kube-router",
+            [
+                tool("kube-router"),
+                f"--kubeconfig={self.dir / 'kubeconfigs' / 'kube-router.conf'}",
+                "--run-firewall=true",
+                "--run-router=false",
+                "--run-service-proxy=false",
+                "--run-loadbalancer=false",
+                "--enable-ipv4=true",
+                "--enable-ipv6=false",
+                f"--hostname-override={NODE_NAME}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--health-port=0",
+                "--metrics-port=0",
+                "--iptables-sync-period=1m",
+                "--v=1",
+            ],
+        )
+
+        def enforcing() -> bool:
+            self._alive("kube-router", proc)
+            return "KUBE-ROUTER-FORWARD" in iptables_chains("iptables").get("filter", set())
+
+        wait_for(enforcing, 60, "kube-router to install its chains")
+
+    def restart(self, name: str) -> float:
+        """Restart kubelet or containerd as a service manager would; the seconds it took.
+
+        SIGTERM, wait for it to end, start it again with the same command line, wait until
+        it serves again. The containers keep running: containerd's shims hold them.
+        """
+        index = next(i for i, (n, _) in enumerate(self.procs) if n == name)
+        proc = self.procs[index][1]
+        argv = list(proc.args)
+        start = time.monotonic()
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        del self.procs[index]
+        self.state["pids"] = [[n, p.pid] for n, p in self.procs]
+        new = self._spawn(name, argv)
+        if name == "containerd":
+
+            def serves() -> bool:
+                self._alive(name, new)
+                return (
+                    run(["ctr", f"--address={self.containerd_socket}", "version"], check=False)
+                    != ""
+                )
+
+            wait_for(serves, 60, "containerd to serve again")
+        elif name == "kubelet":
+
+            def ready() -> bool:
+                # The node's status is rewritten only when it changes (or every 5 min);
+                # the new kubelet renews the node's Lease every 10 s.
+                self._alive(name, new)
+                node = self.kube.get("v1", "Node", NODE_NAME)
+                lease = self.kube.get(
+                    "coordination.k8s.io/v1", "Lease", NODE_NAME, "kube-node-lease"
+                )
+                renewed = ((lease or {}).get("spec") or {}).get("renewTime", "")
+                return condition(node, "Ready").get("status") == "True" and renewed > since
+
+            since = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            wait_for(ready, 120, "the node to be Ready again")
+        return round(time.monotonic() - start, 1)
+
     # --- add-ons: CoreDNS, Crossplane, the function ---------------------------------------------
 
     def apply_file(self, path: pathlib.Path, **values: str) -> list[dict]:
@@ -1376,6 +1473,9 @@ def teardown(
     if kube_proxy.exists():
         run([kube_proxy, "--cleanup"], check=False, timeout=60)
     _remove_new_chains(state.get("chains", {}))
+    # kube-router's ipsets, once no rule refers to them.
+    for name in sorted(ipsets() - set(state.get("ipsets", []))):
+        run(["ipset", "destroy", name], check=False)
     for table in sorted(nft_tables() - set(state.get("nft_tables", []))):
         run(["nft", "delete", "table", *table.split()], check=False)
     if folder:
@@ -1460,6 +1560,8 @@ def leftovers(state: dict) -> list[str]:
             new = {c for c in chains - set(before.get(table, [])) if c.startswith(CHAIN_PREFIXES)}
             if new:
                 found.append(f"{binary} {table} chains {sorted(new)}")
+    if new_sets := ipsets() - set(state.get("ipsets", [])):
+        found.append(f"ipsets {sorted(new_sets)}")
     if tables := nft_tables() - set(state.get("nft_tables", [])):
         found.append(f"nft tables {sorted(tables)}")
     for name, value in state.get("sysctls", {}).items():

@@ -25,8 +25,11 @@ from tests.node import tenant
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-# Where the session writes the milestones it measured (also printed at the end).
-TIMINGS = ROOT / ".tools" / "node-timings.json"
+# Where the session writes the milestones it measured (also printed at the end);
+# `make bench` points it at a file of its own.
+TIMINGS = pathlib.Path(os.environ.get("BSLS_NODE_TIMINGS") or ROOT / ".tools" / "node-timings.json")
+# And the other figures (sizes, counts), each with its unit.
+FIGURES = ROOT / ".tools" / "node-figures.json"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -71,6 +74,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if tenant.FIGURES:
+        terminalreporter.section("node figures")
+        for name, (value, unit) in tenant.FIGURES.items():
+            terminalreporter.write_line(f"{value:8.1f} {unit:5} {name}")
+        FIGURES.parent.mkdir(parents=True, exist_ok=True)
+        FIGURES.write_text(json.dumps(tenant.FIGURES, indent=1) + "\n")
     if not tenant.MILESTONES:
         return
     terminalreporter.section("node milestones (seconds)")

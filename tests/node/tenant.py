@@ -17,6 +17,7 @@ $HOME, as a natively installed kopia does (the image's own /app paths are for ro
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -31,10 +32,11 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
+import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -60,6 +62,8 @@ T = 120
 POLL = 150
 # Milestones the session measured, printed at its end (conftest.py).
 MILESTONES: dict[str, float] = {}
+# Other figures the session measured (name -> value, unit), printed beside them.
+FIGURES: dict[str, tuple[float, str]] = {}
 
 # Kinds a BSLS or BSLR composes (README.md, "What gets composed").
 COMPOSED_KINDS = (
@@ -149,6 +153,57 @@ def password_secret(name: str, namespace: str, password: str, key: str = "passwo
         "type": "Opaque",
         "data": {key: base64.b64encode(password.encode()).decode()},
     }
+
+
+# --- S3 -------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def moto_s3(node: Any) -> Iterator[dict]:
+    """moto's S3 server, a process of its own on the node's address (so pods reach it, and
+    no other module shares its buckets): its endpoint and a client; stopped at the end."""
+    try:
+        import boto3
+        import moto.server  # noqa: F401 - the server below runs it
+    except ImportError:
+        pytest.fail("moto's server mode is missing: run `make venv` (moto[server])", pytrace=False)
+    nodes = node_module()
+    address = nodes.NODE_IP
+    port = nodes.free_port(address)
+    log = (node.logs / "moto.log").open("ab")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", address, "-p", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=nodes.die_with_parent,  # noqa: PLW1509 - no threads start processes here
+    )
+    log.close()
+    endpoint = f"http://{address}:{port}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="change-me",  # examples/secrets.yaml (moto accepts any)
+        aws_secret_access_key="change-me",
+    )
+    try:
+        wait(lambda: _answers(client), 30, "moto to serve")
+        yield {"endpoint": endpoint, "client": client}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _answers(client: Any) -> bool:
+    import botocore.exceptions
+
+    try:
+        client.list_buckets()
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        return False
+    return True
 
 
 # --- the app team ----------------------------------------------------------------------------

@@ -7,11 +7,8 @@ touches the BSLS, so it sees its repository Ready at Crossplane's next poll.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -20,55 +17,15 @@ from tests.node.tenant import MILESTONES, POLL, T, Tenant, Vm
 
 TEAM = "team-s3"
 ALICE = "alice@vm-alice"
+CAROL = "carol@vm-carol"
 SOURCE = "/home/vm/data"
 
 
 @pytest.fixture(scope="module")
 def s3(node) -> Iterator[dict]:
-    """moto's S3 server, a process of its own on the node's address (so pods reach it, and
-    no other suite in this test process shares its buckets); stopped on teardown."""
-    try:
-        import boto3
-        import moto.server  # noqa: F401 - the server below runs it
-    except ImportError:
-        pytest.fail("moto's server mode is missing: run `make venv` (moto[server])", pytrace=False)
-    nodes = tenant.node_module()
-    address = nodes.NODE_IP
-    port = nodes.free_port(address)
-    log = (node.logs / "moto.log").open("ab")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", address, "-p", str(port)],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=nodes.die_with_parent,  # noqa: PLW1509 - no threads start processes here
-    )
-    log.close()
-    endpoint = f"http://{address}:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="change-me",  # examples/secrets.yaml (moto accepts any)
-        aws_secret_access_key="change-me",
-    )
-    try:
-        tenant.wait(lambda: _answers(client), 30, "moto to serve")
-        yield {"endpoint": endpoint, "client": client}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _answers(client: Any) -> bool:
-    import botocore.exceptions
-
-    try:
-        client.list_buckets()
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
-        return False
-    return True
+    """moto's S3 server on the node's address, for this module alone."""
+    with tenant.moto_s3(node) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +57,14 @@ def stack(node, established, s3: dict) -> dict:
     MILESTONES["s3: users synced, BSLS Ready (no touch)"] = round(time.monotonic() - start, 1)
     server = team.kube.reload(team.composed(ready)["server"])
     pods = {p["metadata"]["uid"] for p in team.pods_of(server)}
-    return {"team": team, "bslr": bslr, "bsls": ready, "backend": backend, "pods": pods}
+    return {
+        "team": team,
+        "bslr": bslr,
+        "bsls": ready,
+        "backend": backend,
+        "pods": pods,
+        "applied": start,
+    }
 
 
 def test_alice_backs_up_to_s3_and_restores_byte_identical(stack: dict, s3: dict) -> None:
@@ -117,7 +81,11 @@ def test_alice_backs_up_to_s3_and_restores_byte_identical(stack: dict, s3: dict)
         start = time.monotonic()
         vm.put(SOURCE, files)
         snapshot = vm.snapshot(SOURCE)
-        MILESTONES["s3: first backup (3 MB, from the VM)"] = round(time.monotonic() - start, 1)
+        done = time.monotonic()
+        MILESTONES["s3: first backup (3 MB, from the VM)"] = round(done - start, 1)
+        MILESTONES["s3: apply of BSLR and BSLS to the VM's first snapshot"] = round(
+            done - stack["applied"], 1
+        )
         other = Vm(team, "vm-alice-2", vm.bundle).start()
         other.connect()
         listed = other.snapshots()
@@ -136,6 +104,37 @@ def test_alice_backs_up_to_s3_and_restores_byte_identical(stack: dict, s3: dict)
     prefix = stack["backend"]["prefix"]
     assert f"{prefix}kopia.repository" in keys
     assert all(k.startswith(prefix) for k in keys)
+
+
+def test_a_user_added_to_the_spec_can_log_in(stack: dict) -> None:
+    """carol is added with a generated password; her VM connects once the sync Job ran."""
+    team: Tenant = stack["team"]
+    bsls = stack["bsls"]
+    start = time.monotonic()
+    users = [*bsls["spec"]["users"], {"username": "carol", "hostname": "vm-carol"}]
+    team.kube.patch(bsls, {"spec": {"users": users}})
+
+    def bundle() -> str | None:
+        try:
+            return team.credentials(bsls, CAROL)
+        except KeyError:
+            return None
+
+    secret = tenant.wait(bundle, POLL, "carol's credentials Secret in the status", interval=1)
+    vm = Vm(team, "vm-carol", secret).start()
+    try:
+        tenant.wait(
+            lambda: vm.connect(check=False).returncode == 0,
+            POLL,
+            "carol's VM to connect with her bundle",
+            interval=1,
+        )
+        MILESTONES["s3: a new user can log in (after the spec change)"] = round(
+            time.monotonic() - start, 1
+        )
+        assert vm.snapshots() == []  # her own view: nothing of alice's
+    finally:
+        vm.stop()
 
 
 def test_deleting_the_bsls_and_the_bslr_leaves_the_data_in_the_bucket(
