@@ -160,18 +160,22 @@ class GCSBackend(Strict):
 
     bucket: str = Field(min_length=3, max_length=222, pattern=r"^[a-z0-9][a-z0-9._\-]*[a-z0-9]$")
     prefix: str = Field(default="", max_length=512)
-    credentialsSecretRef: GCSCredentialsRef
+    # Absent only with spec.cloudIdentity: kopia then uses Google's default credentials
+    # (GKE workload identity's metadata server).
+    credentialsSecretRef: GCSCredentialsRef | None = None
 
 
 def _gcs(gcs: GCSBackend) -> Parts:
     parts = Parts(["gcs", f"--bucket={gcs.bucket}"], f"gs://{gcs.bucket}/{gcs.prefix}")
     if gcs.prefix:
         parts.args.append(f"--prefix={gcs.prefix}")
-    ref = gcs.credentialsSecretRef
-    parts.mount(
-        secret_file("gcs-credentials", ref.name, ref.key, "credentials.json", GCS_CREDENTIALS_DIR)
-    )
-    parts.args.append(f"--credentials-file={GCS_CREDENTIALS_DIR}/credentials.json")
+    if (ref := gcs.credentialsSecretRef) is not None:
+        parts.mount(
+            secret_file(
+                "gcs-credentials", ref.name, ref.key, "credentials.json", GCS_CREDENTIALS_DIR
+            )
+        )
+        parts.args.append(f"--credentials-file={GCS_CREDENTIALS_DIR}/credentials.json")
     return parts
 
 
@@ -190,7 +194,10 @@ class AzureBackend(Strict):
     container: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9](-?[a-z0-9])*$")
     prefix: str = Field(default="", max_length=512)
     storageAccount: str = Field(min_length=3, max_length=24, pattern=r"^[a-z0-9]+$")
-    credentialsSecretRef: AzureCredentialsRef
+    # Absent only with spec.cloudIdentity: kopia then reads AZURE_CLIENT_ID,
+    # AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE, which Azure workload identity's
+    # webhook sets in pods labelled for it.
+    credentialsSecretRef: AzureCredentialsRef | None = None
 
 
 def _azure(azure: AzureBackend) -> Parts:
@@ -200,8 +207,8 @@ def _azure(azure: AzureBackend) -> Parts:
     )
     if azure.prefix:
         parts.args.append(f"--prefix={azure.prefix}")
-    ref = azure.credentialsSecretRef
-    parts.env.append(secret_env("AZURE_STORAGE_KEY", ref.name, ref.key))
+    if (ref := azure.credentialsSecretRef) is not None:
+        parts.env.append(secret_env("AZURE_STORAGE_KEY", ref.name, ref.key))
     return parts
 
 
@@ -282,6 +289,11 @@ class _OneBackend(Strict):
     def name(self) -> str:
         """Which backend is set."""
         return next(n for n in BACKENDS if getattr(self, n) is not None)
+
+    @property
+    def static_credentials(self) -> bool:
+        """Whether the chosen backend names a credentials Secret (a filesystem needs none)."""
+        return getattr(self.chosen, "credentialsSecretRef", None) is not None
 
     @property
     def chosen(self) -> Strict:

@@ -1,83 +1,87 @@
-"""Composing a BackupStorageLocationRepository: a Job that connects to it or creates it.
+"""Composing a BackupStorageLocationRepository: the repository, managed for its whole life.
 
-1. The init Job, named by the storage settings and the image, so a change runs it again
-   and an unchanged repository keeps its completed Job; its scripts; a NetworkPolicy
-   that admits nothing to its pod.
-2. Initialized: the Job completed, failed, or still runs.
-3. Status: which backend, and where.
+1. Password: which Secret key holds the password in force, and a Job that changes it
+   when spec.passwordSecretRef names another one (steps/password.py).
+2. Initialized: the init Job connects to the repository or creates it with the spec's
+   format, and applies its settings (steps/initialise.py); its scripts; a
+   NetworkPolicy that admits nothing to the repository's pods.
+3. Healthy and MaintenanceOnSchedule: a check Job per period, which also runs the
+   maintenance that is due (steps/check.py).
+4. Status: where it is, what was applied, the check and maintenance record, the
+   password in force. Ready once initialised while the last check did not fail.
 """
 
 from __future__ import annotations
 
 import datetime
 
-from function import names, placement, pods
-from function.conditions import Condition, Initialized, JobProgress
+from function import names, pods
+from function.conditions import Condition, Initialized
 from function.connection import connect
 from function.memo import recipe
 from function.resources import configmaps, jobs
+from function.resources.identity import service_account
 from function.snapshot import RepositorySnapshot
-from function.step import KEEP, Composition, Requirement, Step, poll
-from function.steps.attempts import attempt, retrying, runs
+from function.step import KEEP, Composition, Desired, Requirement, Step, poll
+from function.steps import check, initialise, password
+from function.steps.attempts import runs
 
 
 def compose(s: RepositorySnapshot, now: datetime.datetime) -> Composition:
-    """The initialisation of one repository."""
-    owner, namespace, image = s.xr.tenant, s.xr.namespace, s.input.kopiaImage
-    connection = connect(s.spec)
-    digest = jobs.init_digest(connection, image)
-    found = runs(s, names.REPOSITORY_INIT, None)
-    job_name, plan, run = attempt(found, owner, "init", digest, now)
-    job_key = names.job_key(names.REPOSITORY_INIT, job_name)
+    """The life of one repository."""
+    owner, namespace = s.xr.tenant, s.xr.namespace
     # "repository-scripts", not "scripts": a BSLS of the same name has a "<name>-scripts".
     scripts = names.owned(owner, "repository-scripts")
-    resources = {
+    fixed: dict[str, Desired] = {
         names.REPOSITORY_SCRIPTS: recipe(
             configmaps.scripts, owner, namespace, "repository-scripts", pods.REPOSITORY_SCRIPTS
         ),
-        job_key: KEEP
-        if plan.waiting_since
-        else recipe(
-            jobs.repository_init,
-            owner=owner,
-            namespace=namespace,
-            attempt=plan.attempt,
-            image=image,
-            uid=s.input.runAsUser,
-            connection=connection,
-            scripts_config_map=scripts,
-            placement=placement.merge(s.input.placement, None, connection.claim),
+        names.NETWORK_POLICY: recipe(
+            jobs.deny_ingress, owner, namespace, "repository-init", tuple(jobs.REPOSITORY_JOBS)
         ),
-        names.NETWORK_POLICY: recipe(jobs.deny_ingress, owner, namespace, "repository-init"),
     }
-    progress = run.progress if run is not None else JobProgress.RUNNING
-    where, job = connection.location, f"{namespace}/{job_name}"
-    if plan.waiting_since is not None:
-        condition = retrying(
-            Initialized.INIT_FAILED, namespace, job_name, plan, f"open the repository at {where}"
+    if (identity := s.spec.cloudIdentity) is not None:
+        fixed[names.SERVICE_ACCOUNT] = recipe(
+            service_account,
+            owner,
+            namespace,
+            tuple(sorted(identity.serviceAccountAnnotations.items())),
+            tuple(sorted(identity.serviceAccountLabels.items())),
         )
-    elif progress is JobProgress.COMPLETE:
-        condition = Condition(
-            True,
-            Initialized.INITIALIZED,
-            f"The repository at {where} is initialised (Job {job_name}).",
-        )
-    else:
-        condition = Condition(
-            False,
-            Initialized.INITIALIZING,
-            f"Job {job} is connecting to or creating the repository at {where}.",
-        )
+    base = Step(fixed, None, None)
+    # The init Job opens the repository with the password in force alone: a rotation
+    # starts only once the repository exists.
+    init = initialise.step(s, connect(s.spec, owner, password.in_force(s)), scripts, now)
+    secret = password.step(s, init.value.usable, scripts, now)
+    connection = connect(s.spec, owner, secret.value.in_force, secret.value.pending)
+    checked = check.step(s, connection, init.value.usable, scripts, now)
+    maintained = Step({}, checked.value.maintenance, None, wake=checked.wake)
+
     needs, problem = _claim(s, connection.claim)
-    wake = plan.next_at
+    steps: tuple[Step, ...] = (base, init, checked, maintained, secret)
     if problem is not None:
-        # Nothing runs on a claim it cannot use; a Job that ran before stays as it is.
-        resources = {k: v for k, v in resources.items() if k != job_key}
-        resources.update({r.key: KEEP for r in found})
-        condition, wake = problem, None
-    status = {"backend": connection.backend, "location": connection.location}
-    steps = (Step(resources, condition, None, wake=wake),)
-    return Composition(needs, steps, status, ttl=poll(s.input, steps, now))
+        # Nothing runs on a claim it cannot use; Jobs that ran before stay as they are.
+        kept = {r.key: KEEP for prefix in JOB_PREFIXES for r in runs(s, prefix, None)}
+        steps = (base, Step(kept, problem, None))
+
+    status: dict[str, object] = {
+        "backend": connection.backend,
+        "location": connection.location,
+        "passwordSecretRef": {
+            "name": secret.value.in_force.name,
+            "key": secret.value.in_force.key,
+        },
+        **checked.value.status,
+    }
+    if secret.value.changed_at:
+        status["passwordChangedAt"] = secret.value.changed_at
+    if init.value.settings is not None:
+        status["settings"] = dict(init.value.settings)
+    ready = problem is None and init.value.usable and checked.value.healthy
+    return Composition(needs, steps, status, ready=ready, ttl=poll(s.input, steps, now))
+
+
+JOB_PREFIXES = (names.REPOSITORY_INIT, names.REPOSITORY_CHECK, names.PASSWORD_CHANGE)
 
 
 # Access modes a repository on a claim cannot work with: the server and the user-sync

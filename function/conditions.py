@@ -67,10 +67,43 @@ class Initialized(enum.StrEnum):
     CLAIM_UNUSABLE = "ClaimUnusable"
 
 
+class Healthy(enum.StrEnum):
+    """A BSLR: whether its last check found the storage, the repository and the password."""
+
+    VALIDATED = "Validated"
+    VALIDATION_PENDING = "ValidationPending"
+    VALIDATION_FAILED = "ValidationFailed"
+
+
+class MaintenanceOnSchedule(enum.StrEnum):
+    """A BSLR: whether kopia's quick and full maintenance run as often as they should."""
+
+    ON_SCHEDULE = "OnSchedule"
+    OVERDUE = "Overdue"
+
+
+class PasswordRotation(enum.StrEnum):
+    """A BSLR: whether the repository has the password spec.passwordSecretRef names."""
+
+    IN_FORCE = "InForce"
+    ROTATING = "Rotating"
+    WAITING = "WaitingForInitialization"
+    ROTATION_FAILED = "RotationFailed"
+
+
 # Condition type -> its reasons. The class name is the type's name.
 REASONS: Mapping[str, type[enum.StrEnum]] = {
     cls.__name__: cls
-    for cls in (RepositoryReady, TLSReady, UsersSynced, ServerAvailable, Initialized)
+    for cls in (
+        RepositoryReady,
+        TLSReady,
+        UsersSynced,
+        ServerAvailable,
+        Initialized,
+        Healthy,
+        MaintenanceOnSchedule,
+        PasswordRotation,
+    )
 }
 
 # Reasons that deserve a Warning even though their condition is True: clients must act.

@@ -55,6 +55,23 @@ CAUSES: dict[int, Cause] = {
         "the storage holds data that is not a Kopia repository",
         "point the BSLR at an empty bucket, prefix or folder",
     ),
+    15: Cause(
+        "the storage holds no Kopia repository any more (its data or the bucket itself "
+        "is gone, or the BSLR points at the wrong place)",
+        "restore the repository's data (a bucket version, a volume snapshot); a running "
+        "server is left as it is",
+    ),
+    16: Cause(
+        "the repository was created with another format than spec.format says (the "
+        "Job's log names the field)",
+        "set spec.format to the repository's format (kopia repository status shows it), "
+        "or point the BSLR at empty storage",
+    ),
+    17: Cause(
+        "the bucket refused object lock (it was not created with object lock enabled)",
+        "use a bucket created with object lock enabled; object lock cannot be turned on "
+        "for the objects already in a bucket",
+    ),
     20: Cause(
         "the server's certificate did not verify against the CA bundle",
         "check TLSReady; if the certificate did not change, find what answers on the Service",

@@ -425,11 +425,276 @@ class BSLSSpec(Strict):
 # ---------------------------------------------------------------------------- BSLR
 
 
+# kopia 0.23.1's choices, checked in its source: repo/encryption, repo/hashing,
+# repo/splitter and repo/compression register them; `kopia repository create` and
+# `kopia policy set` accept exactly these (plus deprecated ones left out here).
+ENCRYPTIONS = ("AES256-GCM-HMAC-SHA256", "CHACHA20-POLY1305-HMAC-SHA256")
+HASHES = (
+    "BLAKE2B-256",
+    "BLAKE2B-256-128",
+    "BLAKE2S-128",
+    "BLAKE2S-256",
+    "BLAKE3-256",
+    "BLAKE3-256-128",
+    "HMAC-SHA224",
+    "HMAC-SHA256",
+    "HMAC-SHA256-128",
+    "HMAC-SHA3-224",
+    "HMAC-SHA3-256",
+)
+SPLITTERS = (
+    "DYNAMIC",
+    *(
+        f"DYNAMIC-{size}-{kind}"
+        for size in ("128K", "1M", "256K", "2M", "4M", "512K", "8M")
+        for kind in ("BUZHASH", "RABINKARP")
+    ),
+    "FIXED",
+    *(f"FIXED-{size}" for size in ("128K", "1M", "256K", "2M", "4M", "512K", "8M")),
+)
+# Not offered: lz4 (kopia 0.23 registers it only to refuse it: "LZ4 compressor is not
+# supported in recent versions of kopia") and zstd-best-compression (deprecated).
+COMPRESSIONS = (
+    "none",
+    "deflate-best-compression",
+    "deflate-best-speed",
+    "deflate-default",
+    "gzip",
+    "gzip-best-compression",
+    "gzip-best-speed",
+    "pgzip",
+    "pgzip-best-compression",
+    "pgzip-best-speed",
+    "s2-better",
+    "s2-default",
+    "s2-parallel-4",
+    "s2-parallel-8",
+    "zstd",
+    "zstd-better-compression",
+    "zstd-fastest",
+)
+
+
+class ErrorCorrection(Strict):
+    """Kopia's error correction (experimental in kopia 0.23): extra space per blob."""
+
+    algorithm: Literal["REED-SOLOMON-CRC32"] = "REED-SOLOMON-CRC32"
+    overheadPercent: int = Field(ge=1, le=50)
+
+
+# What `kopia repository create` picks when a flag is not given (kopia 0.23.1:
+# encryption.DefaultAlgorithm, hashing.DefaultAlgorithm, splitter.DefaultAlgorithm).
+DEFAULT_ENCRYPTION = "AES256-GCM-HMAC-SHA256"
+DEFAULT_HASH = "BLAKE2B-256-128"
+DEFAULT_SPLITTER = "DYNAMIC-4M-BUZHASH"
+
+
+class RepositoryFormat(Strict):
+    """How the repository stores data: chosen when it is created, fixed afterwards.
+
+    Absent fields take kopia's defaults. The init Job checks that a repository that
+    already exists has exactly this format (with kopia's defaults for absent fields)
+    and fails, naming the field, when it does not.
+    """
+
+    encryption: Literal[ENCRYPTIONS] | None = None  # type: ignore[valid-type]
+    hash: Literal[HASHES] | None = None  # type: ignore[valid-type]
+    splitter: Literal[SPLITTERS] | None = None  # type: ignore[valid-type]
+    errorCorrection: ErrorCorrection | None = None
+
+    def effective(self) -> dict[str, object]:
+        """The format the repository has: these fields, kopia's defaults for the rest."""
+        out: dict[str, object] = {
+            "encryption": self.encryption or DEFAULT_ENCRYPTION,
+            "hash": self.hash or DEFAULT_HASH,
+            "splitter": self.splitter or DEFAULT_SPLITTER,
+        }
+        if self.errorCorrection is not None:
+            out["errorCorrection"] = {
+                "algorithm": self.errorCorrection.algorithm,
+                "overheadPercent": self.errorCorrection.overheadPercent,
+            }
+        return out
+
+    def create_flags(self) -> tuple[str, ...]:
+        """The flags of `kopia repository create` (every field, defaults spelled out)."""
+        fmt = self.effective()
+        out = [
+            f"--encryption={fmt['encryption']}",
+            f"--block-hash={fmt['hash']}",
+            f"--object-splitter={fmt['splitter']}",
+        ]
+        if self.errorCorrection is not None:
+            out.append(f"--ecc={self.errorCorrection.algorithm}")
+            out.append(f"--ecc-overhead-percent={self.errorCorrection.overheadPercent}")
+        return tuple(out)
+
+
+_KEEP = Field(ge=0, le=100_000)
+
+
+class SnapshotRetention(Strict):
+    """How many snapshots of each kind every source keeps (kopia's defaults)."""
+
+    keepLatest: Annotated[int, _KEEP] = 10
+    keepHourly: Annotated[int, _KEEP] = 48
+    keepDaily: Annotated[int, _KEEP] = 7
+    keepWeekly: Annotated[int, _KEEP] = 4
+    keepMonthly: Annotated[int, _KEEP] = 24
+    keepAnnual: Annotated[int, _KEEP] = 3
+
+
+class GlobalPolicy(Strict):
+    """The repository's global policy: the defaults every user's snapshots inherit.
+
+    Users may set their own policies over it, but cannot change it. The repository's
+    Jobs make its global policy match this whenever it changes, and at every check.
+    """
+
+    compression: Literal[COMPRESSIONS] = "none"  # type: ignore[valid-type]
+    retention: SnapshotRetention = Field(default_factory=SnapshotRetention)
+    # kopia's ignore rules (gitignore syntax), one per entry.
+    ignore: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=64
+    )
+
+    @field_validator("ignore")
+    @classmethod
+    def _one_line_each(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if "\n" in value or "\r" in value or value != value.strip():
+                msg = f"{value!r}: an ignore rule is one line without leading or trailing spaces"
+                raise ValueError(msg)
+        return values
+
+
+class ObjectLock(Strict):
+    """S3 object lock: every blob kopia writes is locked for `periodDays`.
+
+    GOVERNANCE: a user with s3:BypassGovernanceRetention may still delete; COMPLIANCE:
+    nobody can, not even the bucket's owner, until the period ends. The bucket must
+    have been created with object lock enabled.
+    """
+
+    mode: Literal["GOVERNANCE", "COMPLIANCE"]
+    periodDays: int = Field(ge=2, le=36500)
+
+
+class HealthSpec(Strict):
+    """The periodic check: storage reachable, repository opens, password still works."""
+
+    validationIntervalMinutes: int = Field(default=60, ge=5, le=10080)
+
+
+class MaintenanceSpec(Strict):
+    """How often the repository's checks run kopia's quick and full maintenance."""
+
+    quickIntervalMinutes: int = Field(default=60, ge=15, le=10080)
+    fullIntervalHours: int = Field(default=24, ge=1, le=2160)
+
+
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+# Label prefixes the function sets itself: a cloud identity may not take them over.
+_OWN_PREFIXES = ("app.kubernetes.io/", "dataprotection.bsls.dev/", "crossplane.io/")
+
+
+class CloudIdentity(Strict):
+    """The platform's workload identity instead of static keys, for the repository's pods.
+
+    The function composes a ServiceAccount with these annotations and labels (for
+    example `eks.amazonaws.com/role-arn` for AWS IRSA, `iam.gke.io/gcp-service-account`
+    for GKE, `azure.workload.identity/client-id` for Azure) and runs every pod that
+    opens the repository (its Jobs, the server, the user-sync Jobs) under it, with
+    `podLabels` on those pods only (`azure.workload.identity/use: "true"`).
+    """
+
+    serviceAccountAnnotations: dict[str, str] = Field(default_factory=dict, max_length=32)
+    serviceAccountLabels: dict[str, str] = Field(default_factory=dict, max_length=32)
+    podLabels: dict[str, str] = Field(default_factory=dict, max_length=32)
+
+    @field_validator("serviceAccountLabels", "podLabels")
+    @classmethod
+    def _labels(cls, values: dict[str, str]) -> dict[str, str]:
+        for key, value in values.items():
+            if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
+                msg = f"{key}: {value!r} is not a Kubernetes label (prefix/name: value)"
+                raise ValueError(msg)
+            if key.startswith(_OWN_PREFIXES):
+                msg = f"{key}: labels under {', '.join(_OWN_PREFIXES)} are the function's own"
+                raise ValueError(msg)
+        return values
+
+    @field_validator("serviceAccountAnnotations")
+    @classmethod
+    def _annotations(cls, values: dict[str, str]) -> dict[str, str]:
+        for key, value in values.items():
+            if not _LABEL_KEY.match(key) or len(value) > 4096:
+                msg = f"{key}: not an annotation key (prefix/name), or a value over 4096 bytes"
+                raise ValueError(msg)
+        return values
+
+
 class BSLRSpec(Strict):
     """The spec of a BackupStorageLocationRepository."""
 
     passwordSecretRef: SecretKeyRef
     backend: Backend  # type: ignore[valid-type]
+    format: RepositoryFormat = Field(default_factory=RepositoryFormat)
+    policy: GlobalPolicy = Field(default_factory=GlobalPolicy)
+    objectLock: ObjectLock | None = None
+    health: HealthSpec = Field(default_factory=HealthSpec)
+    maintenance: MaintenanceSpec = Field(default_factory=MaintenanceSpec)
+    cloudIdentity: CloudIdentity | None = None
+
+    @model_validator(mode="after")
+    def _credentials(self) -> BSLRSpec:
+        name = self.backend.name
+        if name == "filesystem":
+            if self.cloudIdentity is not None:
+                msg = "cloudIdentity: a filesystem repository has no cloud storage to sign in to"
+                raise ValueError(msg)
+            return self
+        static = self.backend.static_credentials
+        if static and self.cloudIdentity is not None:
+            msg = (
+                f"backend.{name}.credentialsSecretRef and cloudIdentity exclude each other: "
+                "static keys, or the platform's workload identity"
+            )
+            raise ValueError(msg)
+        if not static and self.cloudIdentity is None and name != "s3":
+            msg = (
+                f"backend.{name}.credentialsSecretRef is required unless cloudIdentity is set "
+                "(the platform's workload identity)"
+            )
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _object_lock(self) -> BSLRSpec:
+        lock = self.objectLock
+        if lock is None:
+            return self
+        if self.backend.name != "s3":
+            msg = (
+                f"objectLock: only the s3 backend has object lock in kopia 0.23 "
+                f"(this repository is on {self.backend.name}); remove objectLock"
+            )
+            raise ValueError(msg)
+        # kopia refuses a period that is not a day longer than the full maintenance
+        # interval (maintenance.CheckExtendRetention): full maintenance extends the
+        # locks of the blobs still in use, and must do it before they expire.
+        full = self.maintenance.fullIntervalHours
+        if lock.periodDays * 24 - full < 24:
+            msg = (
+                f"objectLock.periodDays ({lock.periodDays}) must be at least a day longer "
+                f"than maintenance.fullIntervalHours ({full}): raise periodDays to "
+                f"{(full + 24 + 23) // 24} or shorten the full maintenance interval"
+            )
+            raise ValueError(msg)
+        return self
 
 
 # Fields Crossplane itself writes into an XR's (or claim's) spec: not the user's input.

@@ -36,8 +36,11 @@ NETWORK_POLICY = "network-policy"
 RETENTION = "retention"  # the CronJob that expires append-only users' snapshots
 POD_MONITOR = "pod-monitor"
 REPOSITORY_INIT = "repository-init"
+REPOSITORY_CHECK = "repository-check"  # the periodic check, "<prefix>-<digest>" too
+PASSWORD_CHANGE = "password-change"  # a rotation's Job, "<prefix>-<digest>" too
 CA_BUNDLE = "ca-bundle"
 REPOSITORY_SCRIPTS = "repository-scripts"
+SERVICE_ACCOUNT = "service-account"  # a BSLR's, with spec.cloudIdentity
 CREDENTIALS_PREFIX = "user-"
 # Before 0.2 a user's credentials Secret was keyed "credentials-<identity>" and named
 # "<xr>-<user>-<host>", which two identities could share. The function reads a generated
@@ -56,6 +59,9 @@ REQ_SECRET_PREFIX = "secret-"
 # them: the hostname is reserved (see models.SYSTEM_HOSTNAME).
 SERVER_IDENTITY = ("server", "bsls-system")
 SYNC_IDENTITY = ("user-sync", "bsls-system")
+# The repository's own Jobs (init, check, password change) connect as this identity,
+# which owns maintenance: the checks run it, whether or not a server exists.
+MAINTENANCE_IDENTITY = ("maintenance", "bsls-system")
 RETENTION_IDENTITY = ("retention", "bsls-system")
 
 LABEL_COMPONENT = "app.kubernetes.io/component"

@@ -29,8 +29,20 @@ SCRATCH = {
     "tmp": "/tmp",  # noqa: S108 - a private emptyDir, not the node's /tmp
 }
 # The scripts each kind of XR ships to its pods (in its scripts ConfigMap).
-SERVER_SCRIPTS = ("server.sh", "user-sync.sh", "retention.sh", "storage-errors.sh")
-REPOSITORY_SCRIPTS = ("repository-init.sh", "storage-errors.sh")
+SERVER_SCRIPTS = (
+    "server.sh",
+    "user-sync.sh",
+    "retention.sh",
+    "storage-errors.sh",
+    "repository-lib.sh",
+)
+REPOSITORY_SCRIPTS = (
+    "repository-init.sh",
+    "repository-check.sh",
+    "change-password.sh",
+    "storage-errors.sh",
+    "repository-lib.sh",
+)
 
 
 def _read(name: str) -> str:
@@ -252,6 +264,7 @@ def kopia_pod(
     )
     spec = pod_spec(
         uid=uid,
+        service_account=connection.service_account,
         containers=[container],
         volumes=[
             *scratch_volumes(storage),
@@ -264,9 +277,23 @@ def kopia_pod(
     return placement.apply(spec)
 
 
-def pod_spec(*, uid: int, containers: list[dict], volumes: list[dict], restart_policy: str) -> dict:
-    """A restricted pod spec without a service-account token."""
-    return {
+def pod_spec(
+    *,
+    uid: int,
+    containers: list[dict],
+    volumes: list[dict],
+    restart_policy: str,
+    service_account: str | None = None,
+) -> dict:
+    """A restricted pod spec without a Kubernetes API token.
+
+    With a cloud identity the pod runs under the repository's ServiceAccount. The
+    platform's webhook (AWS IRSA, Azure workload identity) adds the audience-bound
+    token it needs, or GKE's metadata server answers: none of them needs the API
+    token, which stays unmounted.
+    """
+    spec: dict = {"serviceAccountName": service_account} if service_account else {}
+    return spec | {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": pod_security_context(uid),

@@ -53,8 +53,10 @@ def respond(rsp: fnv1.RunFunctionResponse, s: Snapshot, composition: Composition
         # and it reports ready for its kind.
         if s.observed.name(key) == name and (key in observed_ready or s.observed.ready(key)):
             target.ready = fnv1.READY_TRUE
-    if composition.ready is False:
-        rsp.desired.composite.ready = fnv1.READY_FALSE
+    if composition.ready is not None:
+        # Explicit readiness supersedes what the composed resources say (Crossplane's
+        # composite reconciler): a repository is Ready by its own record.
+        rsp.desired.composite.ready = fnv1.READY_TRUE if composition.ready else fnv1.READY_FALSE
     # Through the memo too: a server's status lists every user.
     status = MEMO.built(recipe(_status, dict(composition.status)))
     rsp.desired.composite.resource.MergeFromString(status.struct)

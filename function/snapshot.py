@@ -34,9 +34,17 @@ from function.failures import Failure
 from function.kube import M, SpecError, describe_error, parse
 from function.memo import MEMO
 from function.models import CROSSPLANE_SPEC_FIELDS, BSLRSpec, BSLSSpec, FunctionInput
-from function.tenancy import CLAIM_NAMESPACE_LABEL, InputError, tenant_name, tenant_namespace
+from function.tenancy import (
+    CLAIM_NAME_LABEL,
+    CLAIM_NAMESPACE_LABEL,
+    InputError,
+    tenant_name,
+    tenant_namespace,
+)
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+# A repository's conditions that say why it cannot be used (a server quotes them).
+REPOSITORY_HEALTH = ("Initialized", "Healthy")
 
 # Metadata the API server owns; never sent back as desired state.
 SERVER_METADATA = (
@@ -110,6 +118,9 @@ class PreviousStatus:
     tls_fingerprint: str  # "" unless it is 64 lowercase hex digits
     certificate_not_after: str
     conditions: Mapping[str, tuple[str, str]]  # type -> (status, reason)
+    # A repository's own record, carried from call to call (REPOSITORY_STATUS): what
+    # its Jobs found and applied, which outlives the Jobs themselves.
+    repository: Mapping[str, object] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,6 +237,15 @@ class Observed:
                 return Failure(at, _string(fields, "reason"), _string(fields, "message"))
         return None
 
+    def job_finished(self, key: str) -> datetime.datetime | None:
+        """When an observed Job completed (completionTime) or failed; None while it runs."""
+        status = _fields(self._top(key).get("status"))
+        when = _string(status, "completionTime")
+        if not when:
+            failure = self.job_failure(key)
+            return failure.at if failure is not None else None
+        return parse_time(when)
+
     def projected_paths(self, key: str, volume: str) -> tuple[str, ...]:
         """The paths a pod template's projected volume lays out (a sync Job's identities)."""
         spec = _fields(_fields(_fields(self._top(key).get("spec")).get("template")).get("spec"))
@@ -281,6 +301,16 @@ class Observed:
         return kept
 
 
+def parse_time(when: object) -> datetime.datetime | None:
+    """An RFC 3339 time as Kubernetes writes it (seconds, Z), or None."""
+    if not isinstance(when, str):
+        return None
+    try:
+        return datetime.datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+    except ValueError:
+        return None
+
+
 def _text(obj: object, *path: str) -> str:
     for key in path:
         obj = obj.get(key) if isinstance(obj, dict) else None
@@ -294,6 +324,11 @@ class RequiredRepository:
     spec: dict
     ready: bool
     ready_message: str
+    status: dict = dataclasses.field(default_factory=dict)
+    tenant: str = ""  # its name, or a legacy XR's claim's: what its objects derive from
+    # Why it is not Ready, in its own words: the message of a custom condition that
+    # is False (Crossplane's Ready says only "Creating" when the function decides).
+    problem: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -383,11 +418,29 @@ class Required:
         ready, message = False, ""
         status = found.get("status")
         listed = status.get("conditions") if isinstance(status, dict) else None
+        problem = ""
         for c in listed if isinstance(listed, list) else []:
-            if isinstance(c, dict) and c.get("type") == "Ready":
+            if not isinstance(c, dict):
+                continue
+            if c.get("type") == "Ready":
                 ready, message = c.get("status") == "True", _text(c, "message")
-                break
-        return RequiredRepository(spec if isinstance(spec, dict) else {}, ready, message)
+            elif c.get("status") == "False" and c.get("type") in REPOSITORY_HEALTH and not problem:
+                problem = f"{c.get('type')} is False ({_text(c, 'reason')}): {_text(c, 'message')}"
+        meta = found.get("metadata") if isinstance(found.get("metadata"), dict) else {}
+        labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+        tenant = (
+            _text(found, "metadata", "name")
+            if _text(found, "metadata", "namespace")
+            else labels.get(CLAIM_NAME_LABEL) or _text(found, "metadata", "name")
+        )
+        return RequiredRepository(
+            spec if isinstance(spec, dict) else {},
+            ready,
+            message,
+            status if isinstance(status, dict) else {},
+            tenant if isinstance(tenant, str) else "",
+            problem,
+        )
 
     def servers(self, name: str) -> list[SiblingServer]:
         """Every XR that answered requirement `name`."""
@@ -485,11 +538,24 @@ def _previous(status: Mapping[str, struct_pb2.Value]) -> PreviousStatus:
             fields = _fields(c)
             if typ := _string(fields, "type"):
                 conditions[typ] = (_string(fields, "status"), _string(fields, "reason"))
+    repository = {
+        key: normalise(resource.struct_to_dict(status[key].struct_value))
+        if status[key].HasField("struct_value")
+        else status[key].string_value
+        for key in REPOSITORY_STATUS
+        if key in status
+        and (status[key].HasField("struct_value") or status[key].HasField("string_value"))
+    }
     return PreviousStatus(
         tls_fingerprint=fingerprint if _FINGERPRINT.match(fingerprint) else "",
         certificate_not_after=_string(status, "certificateNotAfter"),
         conditions=conditions,
+        repository=repository,
     )
+
+
+# The status fields of a repository that carry what its Jobs did from call to call.
+REPOSITORY_STATUS = ("settings", "health", "maintenance", "passwordSecretRef", "passwordChangedAt")
 
 
 def read(req: fnv1.RunFunctionRequest) -> ServerSnapshot | RepositorySnapshot:

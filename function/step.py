@@ -89,7 +89,7 @@ class Composition:
     requirements: tuple[Requirement, ...]
     steps: tuple[Step, ...] = ()
     status: Mapping[str, object] | None = None  # the XR's status fields
-    ready: bool | None = None  # False: not ready whatever its resources say
+    ready: bool | None = None  # not ready (or ready) whatever its resources say
     ttl: datetime.timedelta | None = None  # how soon Crossplane should call again
 
     @property

@@ -10,7 +10,8 @@ def conn(backend: dict, password: dict | None = None) -> connection.Connection:
     return connection.connect(
         BSLRSpec.model_validate(
             {"passwordSecretRef": password or {"name": "repo-pw"}, "backend": backend}
-        )
+        ),
+        "repo",
     )
 
 
@@ -122,3 +123,22 @@ def test_an_https_endpoint_is_accepted_and_normalised() -> None:
     c = conn({"s3": {"bucket": "backups", "endpoint": "https://minio.storage.svc:9000"}})
     assert "--endpoint=minio.storage.svc:9000" in c.args
     assert "--disable-tls" not in c.args
+
+
+def test_a_rotation_gives_both_passwords_by_reference_and_changes_the_digest() -> None:
+    spec = BSLRSpec.model_validate(
+        {"passwordSecretRef": {"name": "new"}, "backend": {"s3": {"bucket": "b1b"}}}
+    )
+    old = connection.connect(spec, "repo", in_force=spec.passwordSecretRef)
+    rotating = connection.connect(
+        spec,
+        "repo",
+        in_force=spec.passwordSecretRef.model_copy(update={"name": "old"}),
+        pending=spec.passwordSecretRef,
+    )
+    assert env_refs(rotating)["KOPIA_PASSWORD"] == ("old", "password")
+    assert env_refs(rotating)["BSLS_PENDING_PASSWORD"] == ("new", "password")
+    assert "BSLS_PENDING_PASSWORD" not in env_refs(old)
+    # Pods that open the repository run again; where it is has not changed.
+    assert rotating.digest != old.digest
+    assert rotating.storage_digest == old.storage_digest

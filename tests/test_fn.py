@@ -656,16 +656,24 @@ def test_bslr_composes_an_init_job_and_reports_progress() -> None:
     init = h.key(rsp, "repository-init")
     assert sorted(d) == sorted(["network-policy", init, "repository-scripts"])
     assert "ingress" not in d["network-policy"]["spec"]  # no rule: admits nothing
-    assert h.xr_status(rsp) == {
-        "backend": "filesystem",
-        "location": "pvc://team-a-backups/repository",
-    }
+    status = h.xr_status(rsp)
+    assert status["backend"] == "filesystem"
+    assert status["location"] == "pvc://team-a-backups/repository"
+    assert status["passwordSecretRef"] == {"name": "team-a-repo-password", "key": "password"}
+    assert "settings" not in status  # nothing applied yet
+    assert "lastValidationTime" not in status["health"]
     assert h.conditions(rsp)["Initialized"].reason == "Initializing"
+    assert h.conditions(rsp)["Healthy"].reason == "ValidationPending"
+    assert rsp.desired.composite.ready == fnv1.READY_FALSE
     done = h.reconcile(
         h.example("bslr.yaml"), observed=h.as_observed(rsp, **{init: h.JOB_COMPLETE})
     )
-    assert h.ready(done) == {"network-policy", init, "repository-scripts"}
+    assert {"network-policy", init, "repository-scripts"} <= h.ready(done)
     assert h.conditions(done)["Initialized"].status == fnv1.STATUS_CONDITION_TRUE
+    assert done.desired.composite.ready == fnv1.READY_TRUE
+    assert h.xr_status(done)["settings"]["format"]["hash"] == "BLAKE2B-256-128"
+    # Once initialised, the first check runs at once.
+    assert h.key(done, "repository-check")
     failed = h.reconcile(
         h.example("bslr.yaml"), observed=h.as_observed(rsp, **{init: h.JOB_FAILED})
     )

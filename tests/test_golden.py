@@ -34,6 +34,8 @@ EXAMPLES = {
     "bslr-s3.yaml": ("apis/bslr/composition.yaml", "required"),
     "bslr-gcs.yaml": ("apis/bslr/composition.yaml", "required"),
     "bslr-azure.yaml": ("apis/bslr/composition.yaml", "required"),
+    "bslr-s3-locked.yaml": ("apis/bslr/composition.yaml", "required"),
+    "bslr-s3-irsa.yaml": ("apis/bslr/composition.yaml", "required"),
     "legacy/xbsls.yaml": ("apis/bsls-legacy/composition.yaml", "legacy/required"),
     "legacy/xbslr.yaml": ("apis/bslr-legacy/composition.yaml", "legacy/required"),
 }

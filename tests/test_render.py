@@ -117,7 +117,8 @@ def test_every_repository_example_renders_an_init_job(
     docs = render(functions_yaml, EXAMPLES / example, ROOT / "apis/bslr/composition.yaml")
     xr, resources = docs[0], by_resource_name(docs)
     [init] = [k for k in resources if k.startswith("repository-init-")]
-    assert sorted(resources) == sorted(["network-policy", init, "repository-scripts"])
+    identity = ["service-account"] if "cloudIdentity" in xr["spec"] else []
+    assert sorted(resources) == sorted(["network-policy", init, "repository-scripts", *identity])
     job = resources[init]
     assert init == f"repository-init-{job['metadata']['name'][-10:]}"
     container = job["spec"]["template"]["spec"]["containers"][0]

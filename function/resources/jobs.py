@@ -32,6 +32,7 @@ def _job(  # noqa: PLR0917
     content: str,
     attempt: int,
     placement: PodPlacement,
+    pod_labels: tuple[tuple[str, str], ...] = (),
 ) -> dict:
     """A Job for one attempt of what `content` (a digest of what it applies) names.
 
@@ -49,7 +50,13 @@ def _job(  # noqa: PLR0917
             "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
             "podFailurePolicy": failures.pod_failure_policy(pod["containers"][0]["name"]),
             "template": {
-                "metadata": {"labels": {**labels(owner, component), **placement.labels()}},
+                "metadata": {
+                    "labels": {
+                        **dict(pod_labels),
+                        **labels(owner, component),
+                        **placement.labels(),
+                    }
+                },
                 "spec": pod,
             },
         },
@@ -136,7 +143,17 @@ def user_sync(
         placement=placement,
     )
     name = failures.attempt_name(owner, "user-sync", digest, attempt)
-    return _job(name, namespace, owner, "user-sync", pod, digest[:16], attempt, placement)
+    return _job(
+        name,
+        namespace,
+        owner,
+        "user-sync",
+        pod,
+        digest[:16],
+        attempt,
+        placement,
+        connection.pod_labels,
+    )
 
 
 def retention(
@@ -193,7 +210,11 @@ def retention(
                     "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
                     "template": {
                         "metadata": {
-                            "labels": {**labels(owner, "retention"), **placement.labels()}
+                            "labels": {
+                                **dict(connection.pod_labels),
+                                **labels(owner, "retention"),
+                                **placement.labels(),
+                            }
                         },
                         "spec": pod,
                     },
@@ -203,56 +224,86 @@ def retention(
     }
 
 
-def repository_init(
+# The repository's Jobs: what each is called and which script it runs.
+REPOSITORY_JOBS = {
+    "repository-init": ("init", "repository-init.sh"),
+    "repository-check": ("check", "repository-check.sh"),
+    "password-change": ("password", "change-password.sh"),
+}
+
+
+def repository_job(
     *,
+    component: str,
     owner: str,
     namespace: str,
+    digest: str,
     attempt: int,
     image: str,
     uid: int,
     connection: Connection,
+    env: tuple[dict, ...],
+    notes: tuple[tuple[str, str], ...],
     scripts_config_map: str,
     placement: PodPlacement,
 ) -> dict:
-    """The Job that connects to the repository or creates it on empty storage."""
+    """One of the repository's Jobs (REPOSITORY_JOBS), for one attempt at `digest`.
+
+    They connect as the maintenance identity. `env` holds what the script applies
+    (settings.env, the maintenance due, a rotation's new password by reference);
+    `notes` are annotations the function reads back from the observed Job.
+    """
+    suffix, script_name = REPOSITORY_JOBS[component]
     pod = pods.kopia_pod(
         uid=uid,
-        name="repository-init",
+        name=component,
         image=image,
-        script_name="repository-init.sh",
+        script_name=script_name,
         scripts_config_map=scripts_config_map,
         connection=connection,
-        identity=names.SERVER_IDENTITY,
+        identity=names.MAINTENANCE_IDENTITY,
         storage=pods.JOB_STORAGE,
-        env=[],
+        env=list(env),
         mounts=[],
         volumes=[],
         resources_=JOB_RESOURCES,
         restart_policy="Never",
         placement=placement,
     )
-    digest = init_digest(connection, image)
-    name = failures.attempt_name(owner, "init", digest, attempt)
-    return _job(name, namespace, owner, "repository-init", pod, digest[:16], attempt, placement)
+    name = failures.attempt_name(owner, suffix, digest, attempt)
+    job = _job(
+        name,
+        namespace,
+        owner,
+        component,
+        pod,
+        digest[:16],
+        attempt,
+        placement,
+        connection.pod_labels,
+    )
+    job["metadata"]["annotations"].update(dict(notes))
+    return job
 
 
-def init_digest(connection: Connection, image: str) -> str:
-    """What the init Job applies: it runs again when the storage settings or the image change."""
-    return hashlib.sha256(f"{connection.digest}:{image}".encode()).hexdigest()
+def init_digest(connection: Connection, image: str, settings_digest: str) -> str:
+    """What the init Job applies: storage, passwords, settings and image; a change runs it."""
+    return hashlib.sha256(f"{connection.digest}:{image}:{settings_digest}".encode()).hexdigest()
 
 
-def deny_ingress(owner: str, namespace: str, component: str) -> dict:
-    """A NetworkPolicy that admits no connection to one component's pods (they serve none)."""
-    full = labels(owner, component)
+def deny_ingress(owner: str, namespace: str, name: str, components: tuple[str, ...]) -> dict:
+    """A NetworkPolicy that admits no connection to some components' pods (they serve none)."""
+    full = labels(owner, components[0])
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": metadata(names.owned(owner, component), namespace, owner, "network-policy"),
+        "metadata": metadata(names.owned(owner, name), namespace, owner, "network-policy"),
         "spec": {
             "podSelector": {
-                "matchLabels": {
-                    k: full[k] for k in ("app.kubernetes.io/instance", names.LABEL_COMPONENT)
-                }
+                "matchLabels": {"app.kubernetes.io/instance": full["app.kubernetes.io/instance"]},
+                "matchExpressions": [
+                    {"key": names.LABEL_COMPONENT, "operator": "In", "values": list(components)}
+                ],
             },
             # No ingress rules at all: admits nothing. (An empty list would be dropped
             # by the API server, and every apply would then write the object again.)

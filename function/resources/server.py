@@ -125,7 +125,7 @@ def deployment(
     container["startupProbe"] = {**probe, "periodSeconds": 5, "failureThreshold": 360}
     container["readinessProbe"] = {**probe, "periodSeconds": 5}
     container["livenessProbe"] = {**probe, "failureThreshold": 6}
-    pod_labels = {**labels(owner, "server"), **placement.labels()}
+    pod_labels = {**dict(connection.pod_labels), **labels(owner, "server"), **placement.labels()}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

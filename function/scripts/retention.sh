@@ -25,13 +25,13 @@ set -- "$@" \
 
 # shellcheck source=storage-errors.sh
 . "$(dirname "$0")/storage-errors.sh"
+# shellcheck source=repository-lib.sh
+. "$(dirname "$0")/repository-lib.sh"
 
 tmp=${TMPDIR:-/tmp}
 echo "connecting to the repository as ${BSLS_IDENTITY_USERNAME}@${BSLS_IDENTITY_HOSTNAME}"
-if ! kopia repository connect "$@" \
-  --override-username="${BSLS_IDENTITY_USERNAME}" \
-  --override-hostname="${BSLS_IDENTITY_HOSTNAME}" \
-  --no-persist-credentials 2>"$tmp/connect.err"; then
+# During a password rotation: the new password when the one in force is refused.
+if ! try_connect "$tmp/connect.err" "$@"; then
   fail_for_storage "$tmp/connect.err"
 fi
 

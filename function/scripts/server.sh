@@ -25,11 +25,17 @@ set -- "$@" \
   --metadata-cache-size-mb="${BSLS_METADATA_CACHE_MB:?}" \
   --metadata-cache-size-limit-mb="${BSLS_METADATA_CACHE_LIMIT_MB:?}"
 
+# shellcheck source=repository-lib.sh
+. "$(dirname "$0")/repository-lib.sh"
+
+# During a password rotation the one in force may already be the old one: try_connect
+# then opens the repository with the new one (BSLS_PENDING_PASSWORD), so the server
+# starts at every moment of a rotation.
 echo "connecting to the repository as ${BSLS_IDENTITY_USERNAME}@${BSLS_IDENTITY_HOSTNAME}"
-kopia repository connect "$@" \
-  --override-username="${BSLS_IDENTITY_USERNAME}" \
-  --override-hostname="${BSLS_IDENTITY_HOSTNAME}" \
-  --no-persist-credentials
+if ! try_connect "${TMPDIR:-/tmp}/connect.err" "$@"; then
+  cat "${TMPDIR:-/tmp}/connect.err" >&2
+  exit 1
+fi
 
 # A brought certificate in cert-manager's shape keeps its CA out of tls.crt: serve the
 # whole chain, so clients that trust ca.crt (or check a fingerprint) find it.

@@ -26,5 +26,9 @@ fail_for_storage() {
     echo "the storage holds data that is not a Kopia repository" >&2
     exit 14
   fi
+  if grep -qi "repository not initialized" "$1"; then
+    echo "the storage answers, but holds no Kopia repository" >&2
+    exit 15
+  fi
   exit 1
 }

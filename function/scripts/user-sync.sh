@@ -25,12 +25,11 @@ set -- "$@" \
 
 # shellcheck source=storage-errors.sh
 . "$(dirname "$0")/storage-errors.sh"
+# shellcheck source=repository-lib.sh
+. "$(dirname "$0")/repository-lib.sh"
 
 echo "connecting to the repository as ${BSLS_IDENTITY_USERNAME}@${BSLS_IDENTITY_HOSTNAME}"
-if ! kopia repository connect "$@" \
-  --override-username="${BSLS_IDENTITY_USERNAME}" \
-  --override-hostname="${BSLS_IDENTITY_HOSTNAME}" \
-  --no-persist-credentials 2>"${TMPDIR:-/tmp}/connect.err"; then
+if ! try_connect "${TMPDIR:-/tmp}/connect.err" "$@"; then
   fail_for_storage "${TMPDIR:-/tmp}/connect.err"
 fi
 

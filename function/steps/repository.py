@@ -6,11 +6,14 @@ tenant on one repository the older one (by creation time, then name) wins.
 
 from __future__ import annotations
 
+import dataclasses
+
 from function import names
 from function.conditions import Condition, RepositoryReady
 from function.connection import Connection, connect
-from function.kube import SpecError
-from function.snapshot import ServerSnapshot, repository_spec
+from function.kube import SecretKeyRef, SpecError
+from function.models import BSLRSpec
+from function.snapshot import RequiredRepository, ServerSnapshot, repository_spec
 from function.step import Step
 
 
@@ -49,12 +52,13 @@ def step(s: ServerSnapshot) -> Step[Connection | None]:
             RepositoryReady.INVALID, f"BackupStorageLocationRepository {ref} is invalid: {e}"
         )
     if not bslr.ready:
-        why = bslr.ready_message
+        why = bslr.problem or bslr.ready_message
         return refused(
             RepositoryReady.NOT_READY,
-            f"BackupStorageLocationRepository {ref} is not Ready yet"
+            f"BackupStorageLocationRepository {ref} is not Ready"
             + (f" ({why})" if why else "")
-            + "; the server starts once the repository is initialised.",
+            + ". A running server is left as it is; a new one starts once the repository "
+            "is Ready.",
         )
     if (owner := _older_owner(s)) is not None:
         return refused(
@@ -64,4 +68,29 @@ def step(s: ServerSnapshot) -> Step[Connection | None]:
             "overwrite each other's users. Point this server at another repository.",
         )
     ok = Condition(True, RepositoryReady.AVAILABLE, f"Repository {ref} is Ready.")
-    return Step({}, ok, connect(spec))
+    # The password in force is the one the BSLR's status names (by reference); during
+    # a rotation the server may also try the one spec.passwordSecretRef now names.
+    connection = connect(spec, bslr.tenant, in_force(bslr, spec), spec.passwordSecretRef)
+    return Step({}, ok, dataclasses.replace(connection, retention=_retention(bslr)))
+
+
+def _retention(bslr: RequiredRepository) -> str:
+    """The object lock the BSLR's Jobs applied: a change rolls the server."""
+    settings = bslr.status.get("settings")
+    lock = settings.get("objectLock") if isinstance(settings, dict) else None
+    if not isinstance(lock, dict):
+        return ""
+    return f"{lock.get('mode')}/{lock.get('periodDays')}d"
+
+
+def in_force(bslr: RequiredRepository, spec: BSLRSpec) -> SecretKeyRef:
+    """The Secret key whose password the repository has, as the BSLR's status says."""
+    found = bslr.status.get("passwordSecretRef")
+    if isinstance(found, dict):
+        name, key = found.get("name"), found.get("key")
+        if isinstance(name, str) and isinstance(key, str) and name and key:
+            try:
+                return SecretKeyRef(name=name, key=key)
+            except ValueError:
+                pass
+    return spec.passwordSecretRef

@@ -334,7 +334,7 @@ class Cluster:
         if manifest["kind"] == "Job" and key in self.jobs:
             run = self.jobs[key]
             if run.succeeded:
-                return helpers.JOB_COMPLETE
+                return {**helpers.JOB_COMPLETE, "completionTime": run.finished}
             job = self.objects[("Job", *key)]
             return helpers.job_failed(job, run.returncode, run.finished, run.pod)
         if manifest["kind"] == "Deployment":

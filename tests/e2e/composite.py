@@ -97,8 +97,15 @@ class Composite:
 
     @property
     def ready(self) -> bool:
-        """Crossplane's Ready: every composed resource the function desires is ready."""
-        return self.rsp is not None and set(self.desired) == helpers.ready(self.rsp)
+        """Crossplane's Ready: the function's explicit readiness of the XR if it set one
+        (it supersedes the composed resources', as in Crossplane's composite reconciler),
+        else every composed resource the function desires is ready."""
+        if self.rsp is None:
+            return False
+        explicit = self.rsp.desired.composite.ready
+        if explicit != fnv1.READY_UNSPECIFIED:
+            return explicit == fnv1.READY_TRUE
+        return set(self.desired) == helpers.ready(self.rsp)
 
     def _store(self) -> None:
         """Write the XR back to the cluster, as Crossplane persists its status."""

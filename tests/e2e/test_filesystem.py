@@ -13,7 +13,6 @@ import dataclasses
 import pathlib
 import secrets
 import ssl
-import time
 
 import pytest
 from cryptography import x509
@@ -163,22 +162,30 @@ def test_a_wrong_password_is_refused_by_the_server(stack: Stack) -> None:
 # ---------------------------------------------------------------------------- 9
 
 
-def test_maintenance_runs_under_the_server_identity(stack: Stack) -> None:
+def test_the_repositorys_check_owns_and_runs_maintenance(stack: Stack) -> None:
     password = repository_password(stack.cluster, stack.repository.xr)
     operator = stack.direct_client(password)
-    assert "Owner: server@bsls-system" in operator.run("maintenance", "info").stdout
-
-    # The server started as the owner, so it runs the maintenance that is due.
-    def finished() -> bool:
-        logs = server_logs(stack)
-        return any(f"Finished {cycle} maintenance." in logs for cycle in ("quick", "full"))
-
-    deadline = time.monotonic() + 30
-    while not finished() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert finished(), server_logs(stack)
     info = operator.run("maintenance", "info").stdout
+    assert "Owner: maintenance@bsls-system" in info, info
+
+    # The first check ran both kinds, as the owner, whether or not a server runs.
+    [check] = [run for (ns, name), run in stack.cluster.jobs.items() if "-check-" in name]
+    assert check.succeeded, check.logs
+    assert "the storage answers, the repository opens and its password works" in check.logs
+    assert "Finished quick maintenance." in check.logs, check.logs
+    assert "Finished full maintenance." in check.logs, check.logs
     assert "SUCCESS" in info.split("Recent Maintenance Runs:", 1)[1], info
+
+    stack.repository.reconcile()
+    status = stack.repository.status
+    assert status["health"]["lastValidationResult"] == "Succeeded"
+    assert status["health"]["lastValidationJob"] == check.name
+    assert status["maintenance"]["owner"] == "maintenance@bsls-system"
+    assert status["maintenance"]["lastQuick"] == status["maintenance"]["lastFull"]
+    assert stack.repository.conditions["Healthy"][1] == "Validated"
+    assert stack.repository.conditions["MaintenanceOnSchedule"][1] == "OnSchedule"
+    # The server is not the owner any more: it runs none.
+    assert "Finished quick maintenance." not in server_logs(stack)
 
 
 # ---------------------------------------------------------------------------- 4

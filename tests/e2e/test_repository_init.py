@@ -23,7 +23,8 @@ PASSWORD_SECRET = "team-a-repo-password"
 def init(cluster: Cluster, bslr: dict, clock: helpers.Clock) -> tuple[Composite, list]:
     repository = Composite(cluster, bslr, clock)
     repository.reconcile()
-    runs = cluster.run_jobs()
+    # Only this repository's Jobs: another one's periodic check may be due too.
+    runs = [r for r in cluster.run_jobs() if r.name.startswith(f"{bslr['metadata']['name']}-")]
     repository.reconcile()
     return repository, runs
 
