@@ -9,7 +9,8 @@
 5. Server: Deployment, Service, NetworkPolicy, scripts; the Deployment only once the
    repository can be opened and there is a certificate to serve.
 6. Users: one credentials Secret each, and a sync Job named by what it applies.
-7. Status: endpoint, fingerprint, certificate expiry, users.
+7. Freshness: a CronJob that reports when each user last stored a snapshot.
+8. Status: endpoint, fingerprint, certificate expiry, users and their freshness.
 
 Anything that depends on an input that is missing or broken is kept exactly as it runs
 (or not created yet), and a condition says what to fix.
@@ -24,7 +25,7 @@ from function.entropy import Entropy
 from function.resources.meta import FUNCTION, MANAGED_BY
 from function.snapshot import ServerSnapshot
 from function.step import Composition, Requirement, poll
-from function.steps import control, repository, server, serving, users
+from function.steps import control, freshness, repository, server, serving, users
 from function.tenancy import CLAIM_NAMESPACE_LABEL
 
 
@@ -39,7 +40,11 @@ def compose(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> Comp
     ctl = control.step(s, entropy)
     connection = repo.value if tls.value.ok else None
     srv = server.step(s, connection, tls.value, ctl.value)
-    people = users.step(s, connection, tls.value, ctl.value, entropy=entropy, now=now)
+    reader = freshness.reader(s, entropy)
+    people = users.step(
+        s, connection, tls.value, ctl.value, entropy=entropy, now=now, reader=reader
+    )
+    fresh = freshness.step(s, reader, now)
 
     served = tls.value
     fingerprint = served.fingerprint or s.xr.status.tls_fingerprint
@@ -53,20 +58,32 @@ def compose(s: ServerSnapshot, now: datetime.datetime, entropy: Entropy) -> Comp
         "certificateNotAfter": served.not_after or s.xr.status.certificate_not_after,
         # Users in sync, not users asked for: what the last completed sync applied.
         "userCount": people.value.in_sync,
-        "users": [
-            {
-                "identity": u.identity,
-                "credentialsSecretName": u.credentials_secret,
-                "access": u.access,
-            }
-            for u in people.value.listed
-        ],
+        "users": [_user_status(u, fresh.value) for u in people.value.listed],
     }
+    if fresh.value.stale is not None:
+        status["staleUsers"] = fresh.value.stale
+        status["freshnessReportedAt"] = fresh.value.reported_at
     # Everything composed may be ready, but without a server nothing is served.
     ready = None if names.SERVER in srv.resources else False
     # Conditions in the order the XR has always listed them: users before the server.
-    steps = (repo, tls, ctl, people, srv)
+    steps = (repo, tls, ctl, people, srv, fresh)
     return Composition(needs, steps, status, ready, poll(s.input, steps, now))
+
+
+def _user_status(u: users.UserStatus, fresh: freshness.Freshness) -> dict:
+    out: dict = {
+        "identity": u.identity,
+        "credentialsSecretName": u.credentials_secret,
+        "access": u.access,
+    }
+    known = fresh.users.get(u.identity)
+    if known is not None:
+        if known.last_backup:
+            out["lastBackup"] = known.last_backup
+            out["lastBackupBytes"] = known.last_backup_bytes
+        out["snapshots"] = known.snapshots
+        out["stale"] = known.stale
+    return out
 
 
 def requirements(s: ServerSnapshot) -> tuple[Requirement, ...]:
@@ -90,6 +107,8 @@ def requirements(s: ServerSnapshot) -> tuple[Requirement, ...]:
     # Generated material not observed (a new XR, or one re-created after a deletion):
     # what a server of this name left behind is read back instead of drawn anew.
     generated = [names.CONTROL] + ([] if s.spec.tls.secretRef else [names.TLS_CA])
+    if s.spec.freshness.enabled and s.spec.users:
+        generated.append(names.FRESHNESS_READER)
     generated += [
         names.credentials_key(u.identity) for u in s.spec.users if u.passwordSecretRef is None
     ]

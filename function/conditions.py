@@ -57,6 +57,17 @@ class ServerAvailable(enum.StrEnum):
     UNAVAILABLE = "Unavailable"
 
 
+class BackupsFresh(enum.StrEnum):
+    """A BSLS: whether every user stored a snapshot within spec.freshness.staleAfterMinutes."""
+
+    FRESH = "Fresh"
+    STALE = "Stale"
+    NOT_GATHERED = "NotGathered"
+    REPORT_OUTDATED = "ReportOutdated"
+    REPORT_INVALID = "ReportInvalid"
+    DISABLED = "Disabled"
+
+
 class Initialized(enum.StrEnum):
     """A BSLR: whether the repository exists."""
 
@@ -99,6 +110,7 @@ REASONS: Mapping[str, type[enum.StrEnum]] = {
         TLSReady,
         UsersSynced,
         ServerAvailable,
+        BackupsFresh,
         Initialized,
         Healthy,
         MaintenanceOnSchedule,

@@ -383,6 +383,41 @@ class RetentionSpec(Strict):
     schedule: str = Field(default="17 * * * *", pattern=CRON.pattern, max_length=64)
 
 
+class FreshnessSpec(Strict):
+    """Per-user backup freshness on the server's status (function/steps/freshness.py).
+
+    A CronJob of the server lists every snapshot record as `freshness@bsls-system`, an
+    identity that reads snapshot records and no content, and writes one report
+    ConfigMap; a user whose newest snapshot was stored more than staleAfterMinutes ago
+    (or who has none) is stale.
+    """
+
+    enabled: bool = True
+    # 26 hours: a daily backup, with two hours to spare.
+    staleAfterMinutes: int = Field(default=1560, ge=2, le=525600)
+    schedule: str = Field(default="*/10 * * * *", pattern=CRON.pattern, max_length=64)
+
+
+# username@hostname, each part as kopia allows it (User).
+IDENTITY_PATTERN = f"^{IDENTITY_PART.pattern[1:-1]}@{IDENTITY_PART.pattern[1:-1]}$"
+
+
+class ReportedUser(Strict):
+    """One identity's line of the report."""
+
+    identity: str = Field(pattern=IDENTITY_PATTERN, max_length=193)
+    lastBackup: str = Field(max_length=32)
+    lastBackupBytes: int = Field(ge=0)
+    snapshots: int = Field(ge=1)
+
+
+class FreshnessReport(Strict):
+    """What freshness.sh writes to `report.json`."""
+
+    reportedAt: str = Field(max_length=32)
+    users: list[ReportedUser] = Field(max_length=100_000)
+
+
 class RepositoryRef(LocalRef):
     """The BSLR a server serves; `confirmChange` is for the API server's transition rule."""
 
@@ -403,6 +438,7 @@ class BSLSSpec(Strict):
     server: ServerSpec = Field(default_factory=ServerSpec)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
+    freshness: FreshnessSpec = Field(default_factory=FreshnessSpec)
     # Where the server and its user-sync Jobs run, added to the platform's placement.
     placement: Placement = Field(default_factory=Placement)
 

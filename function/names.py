@@ -35,6 +35,14 @@ USER_SYNC = "user-sync"
 NETWORK_POLICY = "network-policy"
 RETENTION = "retention"  # the CronJob that expires append-only users' snapshots
 POD_MONITOR = "pod-monitor"
+# Backup freshness: the CronJob that reports it, the report, the reader's credentials,
+# and the API access that lets the CronJob's pod write the report and nothing else.
+FRESHNESS = "freshness"
+FRESHNESS_REPORT = "freshness-report"
+FRESHNESS_READER = "freshness-reader"
+FRESHNESS_ACCOUNT = "freshness-account"
+FRESHNESS_ROLE = "freshness-role"
+FRESHNESS_BINDING = "freshness-binding"
 REPOSITORY_INIT = "repository-init"
 REPOSITORY_CHECK = "repository-check"  # the periodic check, "<prefix>-<digest>" too
 PASSWORD_CHANGE = "password-change"  # a rotation's Job, "<prefix>-<digest>" too
@@ -63,6 +71,8 @@ SYNC_IDENTITY = ("user-sync", "bsls-system")
 # which owns maintenance: the checks run it, whether or not a server exists.
 MAINTENANCE_IDENTITY = ("maintenance", "bsls-system")
 RETENTION_IDENTITY = ("retention", "bsls-system")
+# The freshness CronJob's identity: a client of the server that reads snapshot records.
+FRESHNESS_IDENTITY = ("freshness", "bsls-system")
 
 LABEL_COMPONENT = "app.kubernetes.io/component"
 

@@ -33,6 +33,7 @@ SERVER_SCRIPTS = (
     "server.sh",
     "user-sync.sh",
     "retention.sh",
+    "freshness.sh",
     "storage-errors.sh",
     "repository-lib.sh",
 )

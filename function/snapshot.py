@@ -190,6 +190,11 @@ class Observed:
         value = data.get(data_key)
         return value.string_value if value is not None and value.HasField("string_value") else None
 
+    def config_text(self, key: str, data_key: str) -> str | None:
+        """`data[data_key]` of an observed ConfigMap; None when it or the key is absent."""
+        value = _fields(self._top(key).get("data")).get(data_key) if key in self else None
+        return value.string_value if value is not None and value.HasField("string_value") else None
+
     def adopted(self, key: str) -> bool:
         """Whether `key` is read from a Secret this XR left behind, not an observed one."""
         return key not in self._resources and key in self._adopted
@@ -600,6 +605,7 @@ def _adopted(found: dict[str, dict], owner: str, spec: BSLSSpec) -> dict[str, di
         names.owned(owner, "tls-ca"): names.TLS_CA,
         names.owned(owner, "tls"): names.TLS_SERVER,
         names.owned(owner, "control"): names.CONTROL,
+        names.owned(owner, "freshness-reader"): names.FRESHNESS_READER,
     }
     for user in spec.users:
         secret = names.credentials(owner, user.username, user.hostname)

@@ -93,6 +93,6 @@ def test_a_changed_mode_is_a_new_sync_job_with_the_identity_in_its_mode_folder()
     assert a["metadata"]["name"] != b["metadata"]["name"]
     volume = next(v for v in b["spec"]["template"]["spec"]["volumes"] if v["name"] == "users")
     paths = [s["secret"]["items"][0]["path"] for s in volume["projected"]["sources"]]
-    assert paths == ["restore/alice@vm-alice"]
+    assert paths == ["restore/alice@vm-alice", "reader/freshness@bsls-system"]
     env = {e["name"]: e.get("value") for e in b["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["BSLS_ACCESS_RULES"] == access.rules_text()

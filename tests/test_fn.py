@@ -63,6 +63,12 @@ def test_composes_everything_the_api_promises(first: fnv1.RunFunctionResponse) -
             job,
             "user-alice@vm-alice",
             "user-bob@vm-bob",
+            "freshness",
+            "freshness-report",
+            "freshness-reader",
+            "freshness-account",
+            "freshness-role",
+            "freshness-binding",
         ]
     )
     for obj in h.desired(first).values():
@@ -176,6 +182,8 @@ def test_settled_server_is_ready(settled) -> None:
         "TLSReady": fnv1.STATUS_CONDITION_TRUE,
         "UsersSynced": fnv1.STATUS_CONDITION_TRUE,
         "ServerAvailable": fnv1.STATUS_CONDITION_TRUE,
+        # Nothing reported yet: the freshness CronJob has not run.
+        "BackupsFresh": fnv1.STATUS_CONDITION_UNKNOWN,
     }
     assert not [r for r in settled.results if r.severity != fnv1.SEVERITY_NORMAL]
 
@@ -239,7 +247,10 @@ def test_removing_a_user_drops_its_secret_and_reruns_the_sync(first) -> None:
     assert h.key(rsp, "user-sync") != h.key(first, "user-sync")
     sources = h.sync_job(rsp)["spec"]["template"]["spec"]["volumes"]
     users = next(v for v in sources if v["name"] == "users")["projected"]["sources"]
-    assert [s["secret"]["items"][0]["path"] for s in users] == ["full/alice@vm-alice"]
+    assert [s["secret"]["items"][0]["path"] for s in users] == [
+        "full/alice@vm-alice",
+        "reader/freshness@bsls-system",
+    ]
     assert d["server"] == h.desired(first)["server"]
 
 
@@ -765,6 +776,7 @@ def test_results_mark_transitions_not_every_poll(first, settled) -> None:
         "TLSReady",
         "UsersSynced",
         "ServerAvailable",
+        "BackupsFresh",
     }
     assert [r.severity for r in first.results if r.message.startswith("UsersSynced")] == [
         fnv1.SEVERITY_WARNING
@@ -804,7 +816,7 @@ def test_the_largest_server_fits_in_crossplanes_4_mib_answer() -> None:
     clock = h.Clock(h.NOW + datetime.timedelta(days=3650 - 400))
     rsp = h.reconcile(xr, observed=h.as_observed(first), clock=clock)
     assert h.conditions(rsp)["TLSReady"].reason == "CARolloverPending"
-    assert len(h.desired(rsp)) == MAX_USERS + 9
+    assert len(h.desired(rsp)) == MAX_USERS + 15
     assert rsp.ByteSize() < 0.85 * 4 * 1024 * 1024
 
 

@@ -73,7 +73,11 @@ def test_render_prints_the_xr_and_every_composed_resource(first: list[dict]) -> 
     assert xr["status"]["endpoint"] == "https://vm-backups.team-a.svc:51515"
     kinds = sorted(d["kind"] for d in first[1:])
     assert kinds == sorted(
-        ["Deployment", "Service", "NetworkPolicy", "Job"] + ["ConfigMap"] * 2 + ["Secret"] * 5
+        ["Deployment", "Service", "NetworkPolicy", "Job"]
+        + ["ConfigMap"] * 3
+        + ["Secret"] * 6
+        # Backup freshness: its CronJob and the narrow API access its pod gets.
+        + ["CronJob", "ServiceAccount", "Role", "RoleBinding"]
     )
     conditions = {c["type"]: c for c in xr["status"]["conditions"]}
     assert conditions["RepositoryReady"]["status"] == "True"
@@ -200,4 +204,8 @@ def test_make_render_prints_only_yaml_on_stdout() -> None:
         "ConfigMap",
         "Secret",
         "Job",
+        "CronJob",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
     }

@@ -158,7 +158,12 @@ def test_network_policy_admits_the_kopia_port_from_the_given_peers() -> None:
         "app.kubernetes.io/instance": "srv",
         "app.kubernetes.io/component": "user-sync",
     }
-    assert rule["from"] == [*peers, {"podSelector": {"matchLabels": sync_pods}}]
+    freshness_pods = {**sync_pods, "app.kubernetes.io/component": "freshness"}
+    assert rule["from"] == [
+        *peers,
+        {"podSelector": {"matchLabels": sync_pods}},
+        {"podSelector": {"matchLabels": freshness_pods}},
+    ]
     assert np["spec"]["policyTypes"] == ["Ingress"]
     open_np = server.network_policy("srv", "ns", (), False, ())
     assert "from" not in open_np["spec"]["ingress"][0]

@@ -185,14 +185,19 @@ def network_policy(
 ) -> dict:
     """Admit traffic to the Kopia port only, from `peers` (any source if none).
 
-    When peers are listed, the server's own user-sync pods are admitted too: they ask
-    the server to re-read its users after every sync. With `metrics` the metrics port
+    When peers are listed, the server's own user-sync and freshness pods are admitted
+    too: the first ask the server to re-read its users after every sync, the second
+    read the snapshot records. With `metrics` the metrics port
     is admitted from `scrapers` (any source if none).
     """
     rule: dict = {"ports": [{"port": CONTAINER_PORT, "protocol": "TCP"}]}
     admitted = [peer.model_dump(exclude_none=True, by_alias=True) for peer in peers]
     if admitted:
-        rule["from"] = [*admitted, {"podSelector": {"matchLabels": selector(owner, "user-sync")}}]
+        rule["from"] = [
+            *admitted,
+            {"podSelector": {"matchLabels": selector(owner, "user-sync")}},
+            {"podSelector": {"matchLabels": selector(owner, "freshness")}},
+        ]
     rules = [rule]
     if metrics:
         scrape: dict = {"ports": [{"port": METRICS_PORT, "protocol": "TCP"}]}
@@ -204,7 +209,7 @@ def network_policy(
         "kind": "NetworkPolicy",
         "metadata": metadata(names.server(owner), namespace, owner, "network-policy"),
         "spec": {
-            # The server and its sync Jobs; the Jobs listen on nothing, so the one rule
+            # The server and its Jobs; the Jobs listen on nothing, so the one rule
             # admits connections to the server only.
             "podSelector": {
                 "matchLabels": {"app.kubernetes.io/instance": names.label(owner)},
@@ -212,7 +217,7 @@ def network_policy(
                     {
                         "key": names.LABEL_COMPONENT,
                         "operator": "In",
-                        "values": ["server", "user-sync"],
+                        "values": ["server", "user-sync", "freshness"],
                     }
                 ],
             },

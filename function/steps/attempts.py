@@ -11,7 +11,7 @@ import datetime
 import enum
 from typing import NamedTuple
 
-from function import failures
+from function import access, failures
 from function.conditions import Condition, JobProgress
 from function.failures import Failure
 from function.resources import jobs
@@ -43,11 +43,16 @@ def runs(s: Snapshot, prefix: str, volume: str | None) -> tuple[Run, ...]:
                 content=notes.get(jobs.CONTENT, ""),
                 attempt=int(attempt) if attempt.isdigit() else 0,
                 progress=s.observed.job(key, name),
-                users=len(s.observed.projected_paths(key, volume)) if volume else 0,
+                users=_users(s.observed.projected_paths(key, volume)) if volume else 0,
                 failure=s.observed.job_failure(key),
             )
         )
     return tuple(out)
+
+
+def _users(paths: tuple[str, ...]) -> int:
+    """The users a sync Job applies: its identities' files, not the freshness reader's."""
+    return sum(1 for p in paths if not p.startswith(f"{access.READER}/"))
 
 
 def attempt(

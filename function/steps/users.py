@@ -29,6 +29,7 @@ from function.snapshot import ServerSnapshot
 from function.step import KEEP, Desired, Step, cached
 from function.steps.attempts import Run, attempt, retrying, runs
 from function.steps.control import Control
+from function.steps.freshness import Reader
 from function.steps.server import endpoint
 from function.steps.serving import Served
 
@@ -54,6 +55,7 @@ class Inputs:
     connection: Connection | None
     control: Control
     placement: PodPlacement  # the sync Jobs'
+    reader: Reader | None = None  # the freshness reader, installed beside the users
 
 
 def _kept_passwords(s: ServerSnapshot) -> dict[str, str]:
@@ -96,6 +98,7 @@ def step(
     *,
     entropy: Entropy,
     now: datetime.datetime,
+    reader: Reader | None = None,
 ) -> Step[Users]:
     """Every user's credentials Secret and the sync Job, or what is kept and why."""
     owner = s.xr.tenant
@@ -133,6 +136,7 @@ def step(
         placement=placement.merge(
             s.input.placement, s.spec.placement, connection.claim if connection else None
         ),
+        reader=reader,
     )
     return cached(compose, inputs)
 
@@ -161,6 +165,14 @@ def compose(i: Inputs) -> Step[Users]:
     )
     rules = access.rules_text()
     modes = sorted([r.identity, m] for r, m in zip(i.resolved, i.modes, strict=True))
+    sources = tuple(
+        (n, r.identity, m) for r, n, m in zip(i.resolved, secrets, i.modes, strict=True)
+    )
+    extra: dict[str, object] = {}
+    if i.reader is not None:
+        identity = "@".join(names.FRESHNESS_IDENTITY)
+        sources += ((i.reader.secret_name, identity, access.READER),)
+        extra["reader"] = i.reader.password
     append = "append" in i.modes
     if append and i.connection is not None:
         resources[names.RETENTION] = recipe(
@@ -218,6 +230,7 @@ def compose(i: Inputs) -> Step[Users]:
             "control": i.control.password,
             "access": rules,
             "modes": modes,
+            **extra,
         },
     )
     job_name, plan, run = attempt(i.jobs, i.owner, "user-sync", digest, i.now)
@@ -234,9 +247,7 @@ def compose(i: Inputs) -> Step[Users]:
             image=i.image,
             uid=i.uid,
             connection=i.connection,
-            sources=tuple(
-                (n, r.identity, m) for r, n, m in zip(i.resolved, secrets, i.modes, strict=True)
-            ),
+            sources=sources,
             endpoint=i.url,
             ca_bundle=names.owned(i.owner, "ca-bundle"),
             control_secret=i.control.secret_name,
