@@ -37,6 +37,8 @@ SERVER_SCRIPTS = (
     "storage-errors.sh",
     "repository-lib.sh",
 )
+# What the server's own pod runs: a change to these (and only these) restarts it.
+SERVER_POD_SCRIPTS = ("server.sh", "repository-lib.sh")
 REPOSITORY_SCRIPTS = (
     "repository-init.sh",
     "repository-check.sh",

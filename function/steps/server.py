@@ -61,7 +61,8 @@ def step(
         storage = server.storage_for(spec.server.cache)
         rollout = {
             "tls-digest": served.chain_digest,
-            "scripts-digest": pods.scripts_digest(pods.SERVER_SCRIPTS),
+            # The server pod's scripts only: a Job's changed script restarts no server.
+            "scripts-digest": pods.scripts_digest(pods.SERVER_POD_SCRIPTS),
             "repository-digest": connection.digest,
             "control-digest": control.keyed(control.password)[:16],
         }

@@ -84,7 +84,9 @@ def ids(client: Client) -> list[str]:
 def test_the_status_lists_each_users_mode(stack: Stack) -> None:
     assert {u["identity"]: u["access"] for u in stack.server.status["users"]} == MODES
     assert stack.server.conditions["UsersSynced"][0] == "True"
-    assert "access rules in place: 10 added, 0 removed" in stack.job_run().logs
+    # The four shared rules, each user's mode's (append 2, full 3, restore 1), and the
+    # freshness reader's one.
+    assert "access rules in place: 11 added, 0 removed" in stack.job_run().logs
 
 
 def test_append_user_backs_up_and_restores(alice: Client, data, tmp_path) -> None:

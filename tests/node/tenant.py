@@ -72,6 +72,10 @@ COMPOSED_KINDS = (
     ("v1", "Secret"),
     ("v1", "ConfigMap"),
     ("batch/v1", "Job"),
+    ("batch/v1", "CronJob"),
+    ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
 )
 

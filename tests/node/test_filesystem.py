@@ -10,8 +10,10 @@ its data stay.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import secrets
+import subprocess
 import time
 
 import pytest
@@ -303,6 +305,142 @@ def test_bob_sees_nothing_of_alice(team: Tenant, alice_backup: dict, bob_vm: Vm)
     assert bob_vm.sh("ls /home/vm/x 2>/dev/null | wc -l").stdout.strip() == "0"
 
 
+# --- 3b. who has backed up lately ------------------------------------------------------------
+
+
+def _freshness(team: Tenant, bsls: dict) -> tuple[dict, dict[str, dict]]:
+    got = team.kube.reload(bsls) or {}
+    status = got.get("status") or {}
+    return status, {u["identity"]: u for u in status.get("users", [])}
+
+
+def _freshness_jobs(team: Tenant) -> str:
+    """The freshness Jobs' logs, for a failure message."""
+    jobs = team.kube.list(
+        "batch/v1", "Job", TEAM, labels={"app.kubernetes.io/component": "freshness"}
+    )
+    return "\n".join(f"{j['metadata']['name']}: {team.job_log(j)}" for j in jobs)
+
+
+def test_freshness_shows_who_backed_up_and_who_stopped(
+    team: Tenant, provisioned: dict, alice_vm: Vm, alice_backup: dict, bob_vm: Vm
+) -> None:
+    """The composed CronJob runs for real (the CronJob and Job controllers, a token of its
+    own ServiceAccount, curl to the API server): users who stop backing up turn stale
+    after the threshold, one who backs up turns fresh again."""
+    bsls = provisioned["bsls"]
+    spec = tenant.example("bsls.yaml", TEAM)[0]
+    spec["spec"]["freshness"] = {"schedule": "* * * * *", "staleAfterMinutes": 2}
+    team.apply(spec)
+    start = time.monotonic()
+
+    def both_stale() -> bool:
+        # A current report (not one outdated by the new threshold) that finds both stale.
+        reason = tenant.condition(team.kube.reload(bsls), "BackupsFresh").get("reason")
+        status, users = _freshness(team, bsls)
+        stale = [i for i in (ALICE, BOB) if users.get(i, {}).get("stale") is True]
+        return reason == "Stale" and len(stale) == 2 and status.get("staleUsers") == 2
+
+    try:
+        tenant.wait(both_stale, 4 * 60, "alice and bob stale (no snapshot in 2 min)", 2)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{_freshness_jobs(team)}") from None
+    MILESTONES["filesystem: first freshness report, users stale after 2 min"] = round(
+        time.monotonic() - start, 1
+    )
+    _, users = _freshness(team, bsls)
+    assert users[ALICE]["snapshots"] == 1
+    assert users[ALICE]["lastBackupBytes"] == sum(
+        len(v) for k, v in alice_backup["files"].items() if not k.endswith("/")
+    )
+    c = tenant.condition(team.kube.reload(bsls), "BackupsFresh")
+    assert (c["status"], c["reason"]) == ("False", "Stale"), c
+    assert ALICE in c["message"]
+    assert BOB in c["message"]
+    # The server's time of storing: within the minute of her backup, never the VM's word.
+    stored = datetime.datetime.fromisoformat(users[ALICE]["lastBackup"])
+    taken = max(datetime.datetime.fromisoformat(s["endTime"]) for s in alice_vm.snapshots())
+    assert abs((stored - taken).total_seconds()) < 60
+
+    # Alice backs up again: she turns fresh at the next report; bob stays stale.
+    alice_vm.put("/home/vm/today", {"today.txt": b"fresh\n"})
+    today = alice_vm.snapshot("/home/vm/today")
+    start = time.monotonic()
+
+    def alice_fresh() -> dict | None:
+        _, users = _freshness(team, bsls)
+        alice = users.get(ALICE, {})
+        return users if alice.get("stale") is False and alice.get("snapshots") == 2 else None
+
+    users = tenant.wait(alice_fresh, 3 * 60, "alice fresh after her backup", 2)
+    MILESTONES["filesystem: a backup shows as fresh (CronJob every minute)"] = round(
+        time.monotonic() - start, 1
+    )
+    assert users[BOB]["stale"] is True
+    now = team.kube.reload(bsls)
+    assert now["status"]["staleUsers"] == 1
+    c = tenant.condition(now, "BackupsFresh")
+    assert c["reason"] == "Stale", c
+    assert BOB in c["message"]
+    assert ALICE not in c["message"]
+
+    # What the reader can and cannot do, tried with its password from bob's VM: it sees
+    # every user's snapshot records, and opens none of their content.
+    reader = team.secret(f"{SERVER}-freshness-reader")["password"]
+    url = bsls["status"]["endpoint"]
+    tried = bob_vm.sh(
+        tenant.WITH_ENV + "export KOPIA_CONFIG_PATH=/tmp/reader/repository.config"
+        ' KOPIA_CACHE_DIRECTORY=/tmp/reader/cache KOPIA_PASSWORD="$(cat)"; '
+        f"kopia repository connect server --url={url} --override-username=freshness"
+        " --override-hostname=bsls-system >/dev/null"
+        " && kopia manifest list --filter=type:snapshot"
+        f" && ! kopia snapshot restore {alice_backup['id']} /tmp/reader/out 2>/tmp/reader/err"
+        " && grep -c 'access denied' /tmp/reader/err && ls /tmp/reader/out 2>/dev/null | wc -l",
+        stdin=reader.encode(),
+    ).stdout
+    assert "username:alice" in tried
+    assert "username:bob" in tried
+    assert tried.split()[-1] == "0"  # nothing restored
+
+    # The CronJob's ServiceAccount may read and patch its report, and nothing else.
+    kubectl = tenant.node_module().tool("kubectl")
+    who = f"system:serviceaccount:{TEAM}:{SERVER}-freshness"
+
+    def can(*args: str) -> str:
+        done = subprocess.run(
+            [
+                str(kubectl),
+                f"--kubeconfig={team.node.kubeconfig}",
+                "auth",
+                "can-i",
+                f"--as={who}",
+                "-n",
+                TEAM,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return done.stdout.strip()
+
+    assert can("patch", f"configmap/{SERVER}-freshness") == "yes"
+    assert can("get", f"configmap/{SERVER}-freshness") == "yes"
+    assert can("patch", f"configmap/{SERVER}-scripts") == "no"
+    assert can("list", "configmaps") == "no"
+    assert can("get", "secrets") == "no"
+    assert can("create", "pods") == "no"
+    # No password in any freshness Job's log.
+    logs = _freshness_jobs(team)
+    assert "reported" in logs
+    assert reader not in logs
+
+    # Alice's extra snapshot goes (the story after this expects one), and the app team
+    # puts the spec back: every ten minutes, 26 hours.
+    alice_vm.kopia("snapshot", "delete", today, "--delete")
+    team.apply(tenant.example("bsls.yaml", TEAM)[0])
+
+
 # --- 4. users change -------------------------------------------------------------------------
 
 
@@ -406,6 +544,22 @@ def reconcile(team: Tenant, xr: dict, times: int) -> None:
         time.sleep(1)
 
 
+def written_by_crossplane(composed: dict[str, dict]) -> dict[str, str]:
+    """What changes when Crossplane writes a composed object, by composition-resource-name.
+
+    Others write two of them, so for those what Crossplane writes is compared: the
+    freshness CronJob's status (its controller, at every run) by the spec's generation,
+    and not the report, whose data the CronJob's pod writes.
+    """
+    out = {}
+    for key, obj in composed.items():
+        if key == "freshness-report":
+            continue
+        meta = obj["metadata"]
+        out[key] = str(meta["generation"]) if key == "freshness" else meta["resourceVersion"]
+    return out
+
+
 def test_reconciles_that_change_nothing_rewrite_nothing_and_an_idle_xr_stays_idle(
     team: Tenant, provisioned: dict
 ) -> None:
@@ -413,10 +567,10 @@ def test_reconciles_that_change_nothing_rewrite_nothing_and_an_idle_xr_stays_idl
     is a watch event that reconciles the XR again, until Crossplane's circuit breaker
     opens and the XR stops reacting to real changes for minutes."""
     for xr in (team.get(BSLS, SERVER), team.get(BSLR, REPO)):
-        before = {k: o["metadata"]["resourceVersion"] for k, o in team.composed(xr).items()}
+        before = written_by_crossplane(team.composed(xr))
         fingerprint = (xr.get("status") or {}).get("tlsFingerprint")
         reconcile(team, xr, 3)
-        after = {k: o["metadata"]["resourceVersion"] for k, o in team.composed(xr).items()}
+        after = written_by_crossplane(team.composed(xr))
         assert after == before, (
             f"{xr['kind']} rewrote {sorted(k for k in before if after.get(k) != before[k])}"
         )
