@@ -135,6 +135,8 @@ class Composite:
     namespaced: bool  # a v2 XR; False for a legacy XR bound to a claim
     created: str  # metadata.creationTimestamp
     status: PreviousStatus
+    # A BSLR's `dataprotection.bsls.dev/check-requested` annotation ("" without one).
+    check_requested: str = ""
 
 
 class Observed:
@@ -559,6 +561,9 @@ def _previous(status: Mapping[str, struct_pb2.Value]) -> PreviousStatus:
     )
 
 
+# A new value asks for a repository check now, whatever the schedule (steps/check.py).
+CHECK_REQUESTED = "dataprotection.bsls.dev/check-requested"
+
 # The status fields of a repository that carry what its Jobs did from call to call.
 REPOSITORY_STATUS = ("settings", "health", "maintenance", "passwordSecretRef", "passwordChangedAt")
 
@@ -582,6 +587,7 @@ def read(req: fnv1.RunFunctionRequest) -> ServerSnapshot | RepositorySnapshot:
         namespaced=bool(own_namespace),
         created=_string(meta, "creationTimestamp"),
         status=_previous(_fields(fields.get("status"))),
+        check_requested=_strings(meta.get("annotations")).get(CHECK_REQUESTED, "")[:253],
     )
     required = Required(req, namespace)
     raw = spec.SerializeToString(deterministic=True) if spec is not None else b""

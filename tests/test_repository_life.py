@@ -266,6 +266,33 @@ def test_a_failed_check_makes_the_repository_not_ready_with_the_cause_then_heals
     assert loop.ready == fnv1.READY_TRUE
 
 
+def test_a_check_requested_by_annotation_runs_now_and_once() -> None:
+    loop = initialised()
+    loop.complete("repository-check")
+    loop.reconcile()
+    scheduled, _ = loop.job("repository-check")
+    loop.clock.advance(minutes=5)
+    annotations = loop.xr["metadata"].setdefault("annotations", {})
+    annotations["dataprotection.bsls.dev/check-requested"] = "storage-back"
+    loop.reconcile()
+    asked, _ = loop.job("repository-check")
+    assert asked != scheduled  # a new Job at once, in the same period
+    loop.fail("repository-check", 11)
+    loop.reconcile()
+    assert loop.condition("Healthy").reason == "ValidationFailed"
+    # Asking again (a new value) does not wait for the failed one's back-off.
+    annotations["dataprotection.bsls.dev/check-requested"] = "storage-back-2"
+    loop.reconcile()
+    again, _ = loop.job("repository-check")
+    assert again not in (asked, scheduled)
+    loop.complete("repository-check")
+    loop.reconcile()
+    assert loop.condition("Healthy").reason == "Validated"
+    # The same value asks for nothing more.
+    loop.reconcile()
+    assert loop.job("repository-check")[0] == again
+
+
 def test_maintenance_that_stopped_is_overdue() -> None:
     loop = initialised()
     loop.complete("repository-check")

@@ -79,8 +79,11 @@ def step(
         # Waits on the init step, whose condition says what runs: not busy by itself.
         return Step({}, pending, Check(record, True, status, None), wake=period.end)
 
+    # A new value of the check-requested annotation is a new Job now; the next period's
+    # Job follows on schedule.
+    asked = f":{s.xr.check_requested}" if s.xr.check_requested else ""
     digest = hashlib.sha256(
-        f"check:{period.index}:{connection.digest}:{image}:{settings.digest(spec)}".encode()
+        f"check:{period.index}:{connection.digest}:{image}:{settings.digest(spec)}{asked}".encode()
     ).hexdigest()
     found = runs(s, names.REPOSITORY_CHECK, None)
     job_name, plan, _ = attempt(found, owner, "check", digest, now)

@@ -283,6 +283,13 @@ def test_server_killed_mid_restore_then_the_restore_is_byte_identical(
     faults.verify_and_restore_all(LEDGERS[alice.name], "/home/vm/r-restore")
 
 
+def request_check(team: Tenant, bslr: dict, value: str) -> None:
+    """What docs/platform-guide.md tells an app team to do to check now."""
+    got = team.kube.reload(bslr)
+    got["metadata"].setdefault("annotations", {})["dataprotection.bsls.dev/check-requested"] = value
+    team.kube.apply(got)
+
+
 def test_storage_gone_for_a_while_tears_nothing_down_and_backups_resume(
     stack: dict, storage: dict, alice: Vm
 ) -> None:
@@ -299,20 +306,35 @@ def test_storage_gone_for_a_while_tears_nothing_down_and_backups_resume(
             time.monotonic() - start, 1
         )
         assert done.returncode != 0, "a backup succeeded with the storage gone"
-        # What the XRs say while it is gone, after Crossplane called the function again.
-        bsls = team.wait_xr(stack["bsls"], "Synced", touch=True)
-        bslr = team.kube.reload(stack["bslr"])
-        MILESTONES["faults: storage gone, BSLS Ready (1 True, 0 not)"] = float(
-            tenant.is_true(bsls, "Ready")
+        # The app team asks for a check now (the scheduled one is up to an hour away):
+        # the BSLR turns not Ready with the cause, and its server says so.
+        start = time.monotonic()
+        request_check(team, stack["bslr"], "storage-gone")
+        bslr = team.wait_xr(stack["bslr"], "Healthy", "False", "ValidationFailed", timeout=POLL)
+        MILESTONES["faults: storage gone, a requested check finds it (s)"] = round(
+            time.monotonic() - start, 1
         )
-        MILESTONES["faults: storage gone, BSLR Ready (1 True, 0 not)"] = float(
-            tenant.is_true(bslr, "Ready")
-        )
+        assert not tenant.is_true(bslr, "Ready")
+        cause = tenant.condition(bslr, "Healthy")["message"]
+        assert "storage" in cause, cause
+        bsls = team.wait_xr(stack["bsls"], "RepositoryReady", "False", "NotReady", touch=True)
+        # The server's condition quotes the repository's cause.
+        said = tenant.condition(bsls, "RepositoryReady")["message"]
+        assert "Healthy is False (ValidationFailed)" in said, said
         # Nothing torn down: the same composed objects, the same server pod.
         assert {k: o["metadata"]["uid"] for k, o in team.composed(bsls).items()} == composed
         assert faults.server_pod(team, bsls)["metadata"]["uid"] == pod["metadata"]["uid"]
     finally:
         gate.open()
+    # Storage back: a requested check finds it, and both turn Ready again.
+    start = time.monotonic()
+    request_check(team, stack["bslr"], "storage-back")
+    team.wait_xr(stack["bslr"], "Healthy", timeout=POLL)
+    team.wait_xr(stack["bslr"], "Ready")
+    team.wait_xr(stack["bsls"], "RepositoryReady", touch=True)
+    MILESTONES["faults: storage back, BSLR and BSLS Ready again after (s)"] = round(
+        time.monotonic() - start, 1
+    )
     start = time.monotonic()
     tenant.wait(
         lambda: alice.kopia("snapshot", "create", SOURCE, check=False).returncode == 0,
