@@ -193,6 +193,22 @@ def scratch_mounts() -> list[dict]:
     return mounts
 
 
+# Where a client pod of the server (user-sync, freshness) finds the CA it trusts.
+SERVER_CA_DIR = "/etc/bsls/server-ca"
+
+
+def server_ca_volume(ca_bundle: str) -> dict:
+    """The server's CA bundle ConfigMap, for a pod that verifies the server as VMs do."""
+    return {
+        "name": "server-ca",
+        "configMap": {
+            "name": ca_bundle,
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            "defaultMode": 0o444,
+        },
+    }
+
+
 def scripts_volume(config_map: str) -> dict:
     """The ConfigMap holding the pod scripts, mounted read-only."""
     return {"name": "scripts", "configMap": {"name": config_map, "defaultMode": 0o555}}

@@ -226,6 +226,16 @@ def ready_bslr(name: str = "team-a-repo", namespace: str = "team-a") -> dict:
     return bslr
 
 
+# What a server with users composes for backup freshness (function/steps/freshness.py).
+FRESHNESS_KEYS = (
+    "freshness",
+    "freshness-report",
+    "freshness-reader",
+    "freshness-account",
+    "freshness-role",
+    "freshness-binding",
+)
+
 DEPLOYMENT_AVAILABLE = {
     "availableReplicas": 1,
     "conditions": [{"type": "Available", "status": "True"}],

@@ -63,12 +63,7 @@ def test_composes_everything_the_api_promises(first: fnv1.RunFunctionResponse) -
             job,
             "user-alice@vm-alice",
             "user-bob@vm-bob",
-            "freshness",
-            "freshness-report",
-            "freshness-reader",
-            "freshness-account",
-            "freshness-role",
-            "freshness-binding",
+            *h.FRESHNESS_KEYS,
         ]
     )
     for obj in h.desired(first).values():

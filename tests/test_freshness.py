@@ -13,14 +13,7 @@ from tests.test_fn import bsls
 
 ALICE = {"username": "alice", "hostname": "vm-alice"}
 BOB = {"username": "bob", "hostname": "vm-bob"}
-KEYS = {
-    "freshness",
-    "freshness-report",
-    "freshness-reader",
-    "freshness-account",
-    "freshness-role",
-    "freshness-binding",
-}
+KEYS = set(h.FRESHNESS_KEYS)
 
 
 def _stamp(t: datetime.datetime) -> str:

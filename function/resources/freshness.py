@@ -17,7 +17,7 @@ from function.resources.meta import b64, labels, metadata
 
 REPORT_KEY = "report.json"
 API_DIR = "/var/run/secrets/bsls/api"
-SERVER_CA_DIR = "/etc/bsls/server-ca"
+SERVER_CA_DIR = pods.SERVER_CA_DIR
 # The shortest lifetime the API server issues: the token outlives no run by much.
 TOKEN_SECONDS = 600
 # One run lists manifests and shows one per user: far less than a sync Job needs.
@@ -167,14 +167,6 @@ def cronjob(
         "securityContext": pods.container_security_context(),
         "resources": {k: {**derived[k], **v} for k, v in RESOURCES.items()},
     }
-    server_ca = {
-        "name": "server-ca",
-        "configMap": {
-            "name": ca_bundle,
-            "items": [{"key": "ca.crt", "path": "ca.crt"}],
-            "defaultMode": 0o444,
-        },
-    }
     spec = pods.pod_spec(
         uid=uid,
         service_account=report_name(owner),
@@ -182,7 +174,7 @@ def cronjob(
         volumes=[
             *pods.scratch_volumes(storage),
             pods.scripts_volume(scripts_config_map),
-            server_ca,
+            pods.server_ca_volume(ca_bundle),
             _api_volume(),
         ],
         restart_policy="Never",

@@ -10,7 +10,7 @@ from function.placement import PodPlacement
 from function.resources.meta import labels, metadata
 
 USERS_DIR = "/etc/bsls/users"
-SERVER_CA_DIR = "/etc/bsls/server-ca"
+SERVER_CA_DIR = pods.SERVER_CA_DIR
 # CPU and memory; ephemeral storage follows from pods.JOB_STORAGE.
 JOB_RESOURCES = {
     "requests": {"cpu": "50m", "memory": "128Mi"},
@@ -115,14 +115,6 @@ def user_sync(
             "valueFrom": {"secretKeyRef": {"name": control_secret, "key": "password"}},
         },
     ]
-    server_ca = {
-        "name": "server-ca",
-        "configMap": {
-            "name": ca_bundle,
-            "items": [{"key": "ca.crt", "path": "ca.crt"}],
-            "defaultMode": 0o444,
-        },
-    }
     pod = pods.kopia_pod(
         uid=uid,
         name="user-sync",
@@ -137,7 +129,7 @@ def user_sync(
             {"name": "users", "mountPath": USERS_DIR, "readOnly": True},
             {"name": "server-ca", "mountPath": SERVER_CA_DIR, "readOnly": True},
         ],
-        volumes=[users_volume(sources), server_ca],
+        volumes=[users_volume(sources), pods.server_ca_volume(ca_bundle)],
         resources_=JOB_RESOURCES,
         restart_policy="Never",
         placement=placement,

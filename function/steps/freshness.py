@@ -87,59 +87,69 @@ def _parse(text: str) -> tuple[Report | None, str]:
     return report, ""
 
 
+def _say(
+    resources: dict[str, Desired],
+    condition: Condition,
+    value: Freshness,
+    wake: datetime.datetime | None,
+) -> Step[Freshness]:
+    """The step's answer.
+
+    `wake` makes it never "busy": nothing here is in flight, so a stale user or a
+    missing report must not make Crossplane poll fast.
+    """
+    return Step(resources, condition, value, wake=wake)
+
+
 def step(s: ServerSnapshot, found: Reader | None, now: datetime.datetime) -> Step[Freshness]:
     """The CronJob and its report's ConfigMap, access and reader; the users' freshness."""
     spec = s.spec.freshness
-    owner, namespace = s.xr.tenant, s.xr.namespace
     if not spec.enabled:
-        return Step(
-            {},
-            Condition(
-                True, BackupsFresh.DISABLED, "spec.freshness.enabled is false: nothing is gathered."
-            ),
-            UNKNOWN,
-        )
+        message = "spec.freshness.enabled is false: nothing is gathered."
+        return _say({}, Condition(True, BackupsFresh.DISABLED, message), UNKNOWN, None)
     if found is None:
-        return Step({}, Condition(True, BackupsFresh.FRESH, "The server lists no users."), UNKNOWN)
+        return _say(
+            {}, Condition(True, BackupsFresh.FRESH, "The server lists no users."), UNKNOWN, None
+        )
     resources = _resources(s, found)
-    cronjob = f"{namespace}/{freshness.report_name(owner)}"
-    where = f"ConfigMap {namespace}/{freshness.report_name(owner)}"
+    cronjob = f"CronJob {s.xr.namespace}/{freshness.report_name(s.xr.tenant)}"
     text = s.observed.config_text(names.FRESHNESS_REPORT, freshness.REPORT_KEY)
     if text is None:
         message = (
-            f"CronJob {cronjob} has not reported yet (schedule {spec.schedule!r}, UTC); "
+            f"{cronjob} has not reported yet (schedule {spec.schedule!r}, UTC); "
             "it needs the server available and the users synced."
         )
-        return Step(
-            resources,
-            Condition(None, BackupsFresh.NOT_GATHERED, message),
-            UNKNOWN,
-            wake=now + RECHECK,
+        return _say(
+            resources, Condition(None, BackupsFresh.NOT_GATHERED, message), UNKNOWN, now + RECHECK
         )
     report, problem = _parse(text)
     if report is None:
         message = (
-            f"cannot read {where} key {freshness.REPORT_KEY}: {problem}. "
-            f"The next run of CronJob {cronjob} rewrites it."
+            f"cannot read ConfigMap {s.xr.namespace}/{freshness.report_name(s.xr.tenant)} "
+            f"key {freshness.REPORT_KEY}: {problem}. The next run of {cronjob} rewrites it."
         )
-        return Step(
+        return _say(
             resources,
             Condition(False, BackupsFresh.REPORT_INVALID, message),
             UNKNOWN,
-            wake=now + RECHECK,
+            now + RECHECK,
         )
-    return _judged(s, resources, report, now)
+    return _judged(s, resources, report, cronjob, now)
 
 
 def _judged(
-    s: ServerSnapshot, resources: dict[str, Desired], report: Report, now: datetime.datetime
+    s: ServerSnapshot,
+    resources: dict[str, Desired],
+    report: Report,
+    cronjob: str,
+    now: datetime.datetime,
 ) -> Step[Freshness]:
     spec = s.spec.freshness
     limit = datetime.timedelta(minutes=spec.staleAfterMinutes)
     reported = {u.identity: u for u in report.users}
     users: dict[str, UserFreshness] = {}
     stale: list[str] = []
-    flips = [now + RECHECK]
+    flips = [now + RECHECK]  # when the next fresh user turns stale, at the latest
     for user in s.spec.users:
         line = reported.get(user.identity)
         stored = parse_time(line.lastBackup) if line else None
@@ -156,37 +166,29 @@ def _judged(
             flips.append(stored + limit + datetime.timedelta(seconds=1))
     value = Freshness(users, len(stale), report.reportedAt)
     at = parse_time(report.reportedAt)
-    cronjob = f"{s.xr.namespace}/{freshness.report_name(s.xr.tenant)}"
     window = f"{spec.staleAfterMinutes} minute(s)"
     if at is None or now - at > limit:
         message = (
             f"The last report, of {report.reportedAt}, is older than spec.freshness."
-            f"staleAfterMinutes ({window}): CronJob {cronjob} has not reported since. "
-            f"Its Jobs say why (kubectl -n {s.xr.namespace} get jobs "
+            f"staleAfterMinutes ({window}): {cronjob} has not reported since. Its Jobs "
+            f"say why (kubectl -n {s.xr.namespace} get jobs "
             "-l app.kubernetes.io/component=freshness)."
         )
-        return Step(
-            resources,
-            Condition(False, BackupsFresh.REPORT_OUTDATED, message),
-            value,
-            wake=now + RECHECK,
+        return _say(
+            resources, Condition(False, BackupsFresh.REPORT_OUTDATED, message), value, now + RECHECK
         )
     if stale:
-        named = ", ".join(stale[:NAMED]) + (
-            f" and {len(stale) - NAMED} more" if len(stale) > NAMED else ""
-        )
+        more = f" and {len(stale) - NAMED} more" if len(stale) > NAMED else ""
         message = (
             f"{len(stale)} of {len(s.spec.users)} user(s) stored no snapshot in the last "
-            f"{window}: {named} (report of {report.reportedAt})."
+            f"{window}: {', '.join(stale[:NAMED])}{more} (report of {report.reportedAt})."
         )
-        return Step(
-            resources, Condition(False, BackupsFresh.STALE, message), value, wake=min(flips)
-        )
+        return _say(resources, Condition(False, BackupsFresh.STALE, message), value, min(flips))
     message = (
         f"Each of the {len(s.spec.users)} user(s) stored a snapshot in the last {window} "
         f"(report of {report.reportedAt})."
     )
-    return Step(resources, Condition(True, BackupsFresh.FRESH, message), value, wake=min(flips))
+    return _say(resources, Condition(True, BackupsFresh.FRESH, message), value, min(flips))
 
 
 def _resources(s: ServerSnapshot, found: Reader) -> dict[str, Desired]:

@@ -467,7 +467,8 @@ def test_a_rotated_password_works_and_the_old_one_is_refused(
     MILESTONES["filesystem: rotated password in effect (no touch: Crossplane's poll)"] = round(
         time.monotonic() - start, 1
     )
-    assert "users in sync: 0 added, 2 updated, 0 deleted" in team.job_log(sync)
+    # Alice, bob and the freshness reader (whose password stays as it was).
+    assert "users in sync: 0 added, 3 updated, 0 deleted" in team.job_log(sync)
     assert team.secret(alice_vm.bundle)["password"] == new
     # The kubelet brings the new bundle into the running VM.
     tenant.wait(
