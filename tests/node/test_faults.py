@@ -284,10 +284,10 @@ def test_server_killed_mid_restore_then_the_restore_is_byte_identical(
 
 
 def request_check(team: Tenant, bslr: dict, value: str) -> None:
-    """What docs/platform-guide.md tells an app team to do to check now."""
-    got = team.kube.reload(bslr)
-    got["metadata"].setdefault("annotations", {})["dataprotection.bsls.dev/check-requested"] = value
-    team.kube.apply(got)
+    """What docs/platform-guide.md tells an app team to do to check now (kubectl
+    annotate: a merge patch of the annotation)."""
+    annotation = {"dataprotection.bsls.dev/check-requested": value}
+    team.kube.patch(bslr, {"metadata": {"annotations": annotation}})
 
 
 def test_storage_gone_for_a_while_tears_nothing_down_and_backups_resume(
@@ -440,6 +440,13 @@ def test_kubelet_and_containerd_restarted_the_pods_come_back_and_users_log_in(
     assert after["metadata"]["uid"] == server["metadata"]["uid"]
     restarts = sum(c.get("restartCount", 0) for c in after["status"]["containerStatuses"])
     MILESTONES["faults: server container restarts after kubelet+containerd restart"] = restarts
+    # A restarted kubelet serves exec into a pod once it has synced it again.
+    tenant.wait(
+        lambda: alice.sh("true", check=False).returncode == 0,
+        T,
+        "the restarted kubelet to serve exec into alice's VM",
+        interval=1,
+    )
     assert alice.snapshots()
     LEDGERS[bob.name].put(tenant.make_tree("faults-bob"))
     bob.snapshot(SOURCE)

@@ -308,12 +308,6 @@ def test_bob_sees_nothing_of_alice(team: Tenant, alice_backup: dict, bob_vm: Vm)
 # --- 3b. who has backed up lately ------------------------------------------------------------
 
 
-def _freshness(team: Tenant, bsls: dict) -> tuple[dict, dict[str, dict]]:
-    got = team.kube.reload(bsls) or {}
-    status = got.get("status") or {}
-    return status, {u["identity"]: u for u in status.get("users", [])}
-
-
 def _freshness_jobs(team: Tenant) -> str:
     """The freshness Jobs' logs, for a failure message."""
     jobs = team.kube.list(
@@ -334,26 +328,31 @@ def test_freshness_shows_who_backed_up_and_who_stopped(
     team.apply(spec)
     start = time.monotonic()
 
-    def both_stale() -> bool:
-        # A current report (not one outdated by the new threshold) that finds both stale.
-        reason = tenant.condition(team.kube.reload(bsls), "BackupsFresh").get("reason")
-        status, users = _freshness(team, bsls)
-        stale = [i for i in (ALICE, BOB) if users.get(i, {}).get("stale") is True]
-        return reason == "Stale" and len(stale) == 2 and status.get("staleUsers") == 2
+    def both_stale() -> dict | None:
+        # One read: a current report (not one outdated by the new threshold, nor one from
+        # before their backups) that finds both stale.
+        got = team.kube.reload(bsls) or {}
+        users = {u["identity"]: u for u in (got.get("status") or {}).get("users", [])}
+        ok = tenant.condition(got, "BackupsFresh").get("reason") == "Stale" and all(
+            users.get(i, {}).get("stale") is True and users.get(i, {}).get("snapshots", 0) >= 1
+            for i in (ALICE, BOB)
+        )
+        return got if ok else None
 
     try:
-        tenant.wait(both_stale, 4 * 60, "alice and bob stale (no snapshot in 2 min)", 2)
+        got = tenant.wait(both_stale, 4 * 60, "alice and bob stale (no snapshot in 2 min)", 2)
     except AssertionError as e:
         raise AssertionError(f"{e}\n{_freshness_jobs(team)}") from None
     MILESTONES["filesystem: first freshness report, users stale after 2 min"] = round(
         time.monotonic() - start, 1
     )
-    _, users = _freshness(team, bsls)
+    users = {u["identity"]: u for u in got["status"]["users"]}
+    assert got["status"]["staleUsers"] == 2
     assert users[ALICE]["snapshots"] == 1
     assert users[ALICE]["lastBackupBytes"] == sum(
         len(v) for k, v in alice_backup["files"].items() if not k.endswith("/")
     )
-    c = tenant.condition(team.kube.reload(bsls), "BackupsFresh")
+    c = tenant.condition(got, "BackupsFresh")
     assert (c["status"], c["reason"]) == ("False", "Stale"), c
     assert ALICE in c["message"]
     assert BOB in c["message"]
@@ -368,18 +367,19 @@ def test_freshness_shows_who_backed_up_and_who_stopped(
     start = time.monotonic()
 
     def alice_fresh() -> dict | None:
-        _, users = _freshness(team, bsls)
+        got = team.kube.reload(bsls) or {}
+        users = {u["identity"]: u for u in (got.get("status") or {}).get("users", [])}
         alice = users.get(ALICE, {})
-        return users if alice.get("stale") is False and alice.get("snapshots") == 2 else None
+        return got if alice.get("stale") is False and alice.get("snapshots") == 2 else None
 
-    users = tenant.wait(alice_fresh, 3 * 60, "alice fresh after her backup", 2)
+    got = tenant.wait(alice_fresh, 3 * 60, "alice fresh after her backup", 2)
     MILESTONES["filesystem: a backup shows as fresh (CronJob every minute)"] = round(
         time.monotonic() - start, 1
     )
+    users = {u["identity"]: u for u in got["status"]["users"]}
     assert users[BOB]["stale"] is True
-    now = team.kube.reload(bsls)
-    assert now["status"]["staleUsers"] == 1
-    c = tenant.condition(now, "BackupsFresh")
+    assert got["status"]["staleUsers"] == 1
+    c = tenant.condition(got, "BackupsFresh")
     assert c["reason"] == "Stale", c
     assert BOB in c["message"]
     assert ALICE not in c["message"]
