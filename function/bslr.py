@@ -5,7 +5,7 @@
 2. Initialized: the init Job connects to the repository or creates it with the spec's
    format, and applies its settings (steps/initialise.py); its scripts; a
    NetworkPolicy that admits nothing to the repository's pods.
-3. Healthy and MaintenanceOnSchedule: a check Job per period, which also runs the
+3. RepositoryHealthy and MaintenanceOnSchedule: a check Job per period, which also runs the
    maintenance that is due (steps/check.py).
 4. Status: where it is, what was applied, the check and maintenance record, the
    password in force. Ready once initialised while the last check did not fail.

@@ -78,7 +78,7 @@ class Initialized(enum.StrEnum):
     CLAIM_UNUSABLE = "ClaimUnusable"
 
 
-class Healthy(enum.StrEnum):
+class RepositoryHealthy(enum.StrEnum):
     """A BSLR: whether its last check found the storage, the repository and the password."""
 
     VALIDATED = "Validated"
@@ -112,7 +112,7 @@ REASONS: Mapping[str, type[enum.StrEnum]] = {
         ServerAvailable,
         BackupsFresh,
         Initialized,
-        Healthy,
+        RepositoryHealthy,
         MaintenanceOnSchedule,
         PasswordRotation,
     )

@@ -44,7 +44,7 @@ from function.tenancy import (
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 # A repository's conditions that say why it cannot be used (a server quotes them).
-REPOSITORY_HEALTH = ("Initialized", "Healthy")
+REPOSITORY_HEALTH = ("Initialized", "RepositoryHealthy")
 
 # Metadata the API server owns; never sent back as desired state.
 SERVER_METADATA = (

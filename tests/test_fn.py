@@ -669,7 +669,7 @@ def test_bslr_composes_an_init_job_and_reports_progress() -> None:
     assert "settings" not in status  # nothing applied yet
     assert "lastValidationTime" not in status["health"]
     assert h.conditions(rsp)["Initialized"].reason == "Initializing"
-    assert h.conditions(rsp)["Healthy"].reason == "ValidationPending"
+    assert h.conditions(rsp)["RepositoryHealthy"].reason == "ValidationPending"
     assert rsp.desired.composite.ready == fnv1.READY_FALSE
     done = h.reconcile(
         h.example("bslr.yaml"), observed=h.as_observed(rsp, **{init: h.JOB_COMPLETE})
@@ -837,3 +837,13 @@ def test_a_repository_is_polled_soon_until_it_is_initialised() -> None:
         h.example("bslr.yaml"), observed=h.as_observed(rsp, **{init: h.JOB_COMPLETE})
     )
     assert ttl(done) == 20
+
+
+def test_no_condition_type_is_one_crossplane_keeps_for_itself() -> None:
+    """Crossplane v2.2.1 drops a function's condition whose type is a system type
+    (crossplane-runtime apis/common/condition.go IsSystemConditionType: Ready, Synced,
+    Healthy; apis/apiextensions/v1/conditions.go adds Responsive): it would never reach
+    the XR. The node found this with a BSLR's check condition once called Healthy."""
+    from function.conditions import REASONS
+
+    assert not set(REASONS) & {"Ready", "Synced", "Healthy", "Responsive"}

@@ -211,7 +211,7 @@ def test_checks_run_once_per_period_and_record_what_they_did() -> None:
     key, job = loop.job("repository-check")
     assert job["metadata"]["annotations"]["dataprotection.bsls.dev/maintenance"] == "quick,full"
     assert _env(job)["BSLS_MAINTENANCE"] == "quick,full"
-    assert loop.condition("Healthy").reason == "ValidationPending"
+    assert loop.condition("RepositoryHealthy").reason == "ValidationPending"
     assert loop.ready == fnv1.READY_TRUE  # initialised, no check failed
     loop.reconcile()
     assert key in h.ready(loop.rsp)  # observed, a check in flight is no unready resource
@@ -224,7 +224,7 @@ def test_checks_run_once_per_period_and_record_what_they_did() -> None:
     record = loop.status["health"]
     assert record["lastValidationTime"] == health.stamp(done_at)
     assert record["lastValidationResult"] == "Succeeded"
-    assert loop.condition("Healthy").reason == "Validated"
+    assert loop.condition("RepositoryHealthy").reason == "Validated"
     maintenance = loop.status["maintenance"]
     assert maintenance["owner"] == "maintenance@bsls-system"
     assert maintenance["lastQuick"] == maintenance["lastFull"] == health.stamp(done_at)
@@ -251,7 +251,7 @@ def test_a_failed_check_makes_the_repository_not_ready_with_the_cause_then_heals
     loop.reconcile()
     loop.fail("repository-check", 11)
     loop.reconcile()
-    cond = loop.condition("Healthy")
+    cond = loop.condition("RepositoryHealthy")
     assert (cond.status, cond.reason) == (fnv1.STATUS_CONDITION_FALSE, "ValidationFailed")
     assert "the bucket (or container) does not exist (exit code 11)" in cond.message
     assert "Attempt 2 starts at" in cond.message
@@ -262,7 +262,7 @@ def test_a_failed_check_makes_the_repository_not_ready_with_the_cause_then_heals
     loop.reconcile()
     loop.complete("repository-check")
     loop.reconcile()
-    assert loop.condition("Healthy").reason == "Validated"
+    assert loop.condition("RepositoryHealthy").reason == "Validated"
     assert loop.ready == fnv1.READY_TRUE
 
 
@@ -279,7 +279,7 @@ def test_a_check_requested_by_annotation_runs_now_and_once() -> None:
     assert asked != scheduled  # a new Job at once, in the same period
     loop.fail("repository-check", 11)
     loop.reconcile()
-    assert loop.condition("Healthy").reason == "ValidationFailed"
+    assert loop.condition("RepositoryHealthy").reason == "ValidationFailed"
     # Asking again (a new value) does not wait for the failed one's back-off.
     annotations["dataprotection.bsls.dev/check-requested"] = "storage-back-2"
     loop.reconcile()
@@ -287,7 +287,7 @@ def test_a_check_requested_by_annotation_runs_now_and_once() -> None:
     assert again not in (asked, scheduled)
     loop.complete("repository-check")
     loop.reconcile()
-    assert loop.condition("Healthy").reason == "Validated"
+    assert loop.condition("RepositoryHealthy").reason == "Validated"
     # The same value asks for nothing more.
     loop.reconcile()
     assert loop.job("repository-check")[0] == again
@@ -396,7 +396,7 @@ def test_a_server_says_why_its_repository_is_not_ready_and_keeps_running() -> No
     repo["status"]["conditions"] = [
         {"type": "Ready", "status": "False", "reason": "Creating"},
         {
-            "type": "Healthy",
+            "type": "RepositoryHealthy",
             "status": "False",
             "reason": "ValidationFailed",
             "message": "the bucket (or container) does not exist (exit code 11)",
@@ -405,7 +405,7 @@ def test_a_server_says_why_its_repository_is_not_ready_and_keeps_running() -> No
     rsp = h.reconcile(h.example("bsls.yaml"), observed=h.as_observed(first), pool=pool)
     cond = h.conditions(rsp)["RepositoryReady"]
     assert cond.reason == "NotReady"
-    assert "Healthy is False (ValidationFailed): the bucket" in cond.message
+    assert "RepositoryHealthy is False (ValidationFailed): the bucket" in cond.message
     assert "A running server is left as it is" in cond.message
     assert h.desired(rsp)["server"] == h.desired(first)["server"]
 

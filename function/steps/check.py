@@ -1,4 +1,4 @@
-"""Healthy and MaintenanceOnSchedule: the periodic check Job, and what it found.
+"""RepositoryHealthy and MaintenanceOnSchedule: the periodic check Job, and what it found.
 
 Once per check period (health.py) a Job opens the repository as the maintenance
 identity: the storage answers, the repository opens, the password works. It keeps the
@@ -16,7 +16,7 @@ import datetime
 import hashlib
 
 from function import health, names, placement, settings
-from function.conditions import Condition, Healthy, JobProgress, MaintenanceOnSchedule
+from function.conditions import Condition, JobProgress, MaintenanceOnSchedule, RepositoryHealthy
 from function.connection import Connection
 from function.failures import Plan
 from function.memo import recipe
@@ -73,7 +73,7 @@ def step(
     if not usable:
         pending = Condition(
             None,
-            Healthy.VALIDATION_PENDING,
+            RepositoryHealthy.VALIDATION_PENDING,
             "The first check runs once the repository is initialised.",
         )
         # Waits on the init step, whose condition says what runs: not busy by itself.
@@ -133,7 +133,7 @@ def _healthy(
     namespace = s.xr.namespace
     if plan.waiting_since is not None:
         return retrying(
-            Healthy.VALIDATION_FAILED,
+            RepositoryHealthy.VALIDATION_FAILED,
             namespace,
             job,
             plan,
@@ -142,21 +142,21 @@ def _healthy(
     if record.last_check is None:
         return Condition(
             None,
-            Healthy.VALIDATION_PENDING,
+            RepositoryHealthy.VALIDATION_PENDING,
             f"The first check (Job {namespace}/{job}) is running.",
         )
     when = health.stamp(record.last_check)
     if record.failed:
         return Condition(
             False,
-            Healthy.VALIDATION_FAILED,
+            RepositoryHealthy.VALIDATION_FAILED,
             f"The check at {when} (Job {namespace}/{record.last_job}) failed: "
             f"{record.last_result}. Job {namespace}/{job} checks again now; a running "
             "server is left as it is.",
         )
     return Condition(
         True,
-        Healthy.VALIDATED,
+        RepositoryHealthy.VALIDATED,
         f"Checked at {when}: the storage answers, the repository opens and its password "
         f"works. Next check at {health.stamp(period.end)}.",
     )
@@ -172,7 +172,7 @@ def _maintenance(s: RepositorySnapshot, record: health.Record, now: datetime.dat
         return Condition(
             False,
             MaintenanceOnSchedule.OVERDUE,
-            f"{what}. The repository's checks run it: see the Healthy condition for why "
+            f"{what}. The repository's checks run it: see the RepositoryHealthy condition for why "
             f"they could not, and the check Jobs' logs (kubectl -n {s.xr.namespace} logs "
             f"job/<check Job>).",
         )

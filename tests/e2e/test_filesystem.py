@@ -182,7 +182,7 @@ def test_the_repositorys_check_owns_and_runs_maintenance(stack: Stack) -> None:
     assert status["health"]["lastValidationJob"] == check.name
     assert status["maintenance"]["owner"] == "maintenance@bsls-system"
     assert status["maintenance"]["lastQuick"] == status["maintenance"]["lastFull"]
-    assert stack.repository.conditions["Healthy"][1] == "Validated"
+    assert stack.repository.conditions["RepositoryHealthy"][1] == "Validated"
     assert stack.repository.conditions["MaintenanceOnSchedule"][1] == "OnSchedule"
     # The server is not the owner any more: it runs none.
     assert "Finished quick maintenance." not in server_logs(stack)

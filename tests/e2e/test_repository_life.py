@@ -270,7 +270,7 @@ def rotate_and_prove(stack: Stack, storage: Storage, tmp_path: pathlib.Path) -> 
     [check] = [r for r in mine(stack.cluster.run_jobs(), name) if "-check-" in r.name]
     assert check.succeeded, check.logs
     stack.repository.reconcile()
-    assert stack.repository.conditions["Healthy"][1] == "Validated"
+    assert stack.repository.conditions["RepositoryHealthy"][1] == "Validated"
 
 
 @pytest.mark.usefixtures("tenant_secrets")
@@ -358,7 +358,7 @@ def test_storage_that_is_gone_turns_the_repository_not_ready_and_the_server_keep
     bsls["spec"]["repositoryRef"]["name"] = "health-s3"
     stack = stand_up(cluster, bslr, bsls, clock, tmp_path / "clients")
     stack.repository.reconcile()
-    assert stack.repository.conditions["Healthy"][1] == "Validated"
+    assert stack.repository.conditions["RepositoryHealthy"][1] == "Validated"
     deployment = stack.deployment["metadata"]["name"]
     pid = stack.cluster.server_pod(NS, deployment).process.popen.pid
 
@@ -377,7 +377,7 @@ def test_storage_that_is_gone_turns_the_repository_not_ready_and_the_server_keep
     # kopia reads a missing bucket as storage without a repository.
     assert check.returncode == 15, check.logs
     stack.repository.reconcile()
-    status, reason, message = stack.repository.conditions["Healthy"]
+    status, reason, message = stack.repository.conditions["RepositoryHealthy"]
     assert (status, reason) == ("False", "ValidationFailed")
     assert "holds no Kopia repository any more (its data or the bucket" in message
     assert "(exit code 15)" in message
@@ -387,7 +387,7 @@ def test_storage_that_is_gone_turns_the_repository_not_ready_and_the_server_keep
     stack.server.reconcile()
     status, reason, message = stack.server.conditions["RepositoryReady"]
     assert (status, reason) == ("False", "NotReady")
-    assert "Healthy is False (ValidationFailed): Job" in message
+    assert "RepositoryHealthy is False (ValidationFailed): Job" in message
     assert "no Kopia repository any more" in message
     assert "server" in stack.server.desired  # nothing is torn down
     assert stack.cluster.roll_out() == []
@@ -402,7 +402,7 @@ def test_storage_that_is_gone_turns_the_repository_not_ready_and_the_server_keep
     [retry] = [r for r in mine(cluster.run_jobs(), "health-s3") if "-check-" in r.name]
     assert retry.succeeded, retry.logs
     stack.repository.reconcile()
-    assert stack.repository.conditions["Healthy"][1] == "Validated"
+    assert stack.repository.conditions["RepositoryHealthy"][1] == "Validated"
     assert stack.repository.ready
     stack.server.reconcile()
     assert stack.server.conditions["RepositoryReady"][0] == "True"

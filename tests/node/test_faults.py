@@ -310,17 +310,17 @@ def test_storage_gone_for_a_while_tears_nothing_down_and_backups_resume(
         # the BSLR turns not Ready with the cause, and its server says so.
         start = time.monotonic()
         request_check(team, stack["bslr"], "storage-gone")
-        bslr = team.wait_xr(stack["bslr"], "Healthy", "False", "ValidationFailed", timeout=POLL)
+        bslr = team.wait_xr(stack["bslr"], "RepositoryHealthy", "False", "ValidationFailed", timeout=POLL)
         MILESTONES["faults: storage gone, a requested check finds it (s)"] = round(
             time.monotonic() - start, 1
         )
         assert not tenant.is_true(bslr, "Ready")
-        cause = tenant.condition(bslr, "Healthy")["message"]
+        cause = tenant.condition(bslr, "RepositoryHealthy")["message"]
         assert "storage" in cause, cause
         bsls = team.wait_xr(stack["bsls"], "RepositoryReady", "False", "NotReady", touch=True)
         # The server's condition quotes the repository's cause.
         said = tenant.condition(bsls, "RepositoryReady")["message"]
-        assert "Healthy is False (ValidationFailed)" in said, said
+        assert "RepositoryHealthy is False (ValidationFailed)" in said, said
         # Nothing torn down: the same composed objects, the same server pod.
         assert {k: o["metadata"]["uid"] for k, o in team.composed(bsls).items()} == composed
         assert faults.server_pod(team, bsls)["metadata"]["uid"] == pod["metadata"]["uid"]
@@ -329,7 +329,7 @@ def test_storage_gone_for_a_while_tears_nothing_down_and_backups_resume(
     # Storage back: a requested check finds it, and both turn Ready again.
     start = time.monotonic()
     request_check(team, stack["bslr"], "storage-back")
-    team.wait_xr(stack["bslr"], "Healthy", timeout=POLL)
+    team.wait_xr(stack["bslr"], "RepositoryHealthy", timeout=POLL)
     team.wait_xr(stack["bslr"], "Ready")
     team.wait_xr(stack["bsls"], "RepositoryReady", touch=True)
     MILESTONES["faults: storage back, BSLR and BSLS Ready again after (s)"] = round(
