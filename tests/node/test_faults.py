@@ -310,7 +310,9 @@ def test_storage_gone_for_a_while_tears_nothing_down_and_backups_resume(
         # the BSLR turns not Ready with the cause, and its server says so.
         start = time.monotonic()
         request_check(team, stack["bslr"], "storage-gone")
-        bslr = team.wait_xr(stack["bslr"], "RepositoryHealthy", "False", "ValidationFailed", timeout=POLL)
+        bslr = team.wait_xr(
+            stack["bslr"], "RepositoryHealthy", "False", "ValidationFailed", timeout=POLL
+        )
         MILESTONES["faults: storage gone, a requested check finds it (s)"] = round(
             time.monotonic() - start, 1
         )
