@@ -105,6 +105,11 @@ def owned(owner: str, suffix: str) -> str:
     return subdomain(f"{owner}-{suffix}")
 
 
+def cronjob(owner: str, suffix: str) -> str:
+    """A CronJob: at most 52 characters, so that its Jobs' names (11 more) fit a label."""
+    return _fit(label(f"{owner}-{suffix}"), 52)
+
+
 def job(owner: str, suffix: str, content_digest: str) -> str:
     """A Job name that changes exactly when what the Job applies changes.
 

@@ -236,3 +236,14 @@ def test_the_report_of_another_identity_reaches_no_listed_user() -> None:
     status = h.xr_status(_with_report(bsls(users=[ALICE]), text))
     assert status["users"][0]["stale"] is True
     assert "mallory" not in json.dumps(status)
+
+
+def test_a_long_server_name_still_gives_a_cronjob_the_api_server_accepts() -> None:
+    xr = bsls(users=[ALICE])
+    xr["metadata"] = {**xr["metadata"], "name": "a-very-long-server-name-" + "x" * 40}
+    d = h.desired(h.reconcile(xr))
+    assert len(d["freshness"]["metadata"]["name"]) <= 52
+    # Its pods still run under the account the Role is bound to.
+    pod = d["freshness"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == d["freshness-account"]["metadata"]["name"]
+    assert d["freshness-binding"]["subjects"][0]["name"] == pod["serviceAccountName"]

@@ -15,6 +15,9 @@ def test_names_are_valid_and_stable_even_when_long() -> None:
     assert len(names.server(long)) <= 63
     assert names.server(long) == names.server(long)
     assert len(names.job(long, "user-sync", "f" * 64)) <= 63
+    # The API server refuses a CronJob name longer than 52 characters.
+    assert len(names.cronjob(long, "freshness")) <= 52
+    assert names.cronjob("vm-backups", "freshness") == "vm-backups-freshness"
     cred = names.credentials(long, "u" * 64, "h" * 128)
     assert len(cred) <= 253
     assert DNS_SUBDOMAIN.match(cred)

@@ -30,7 +30,7 @@ ACTIVE_DEADLINE_SECONDS = 900
 
 
 def report_name(owner: str) -> str:
-    """The report ConfigMap; also the CronJob, the ServiceAccount, the Role and its binding."""
+    """The report ConfigMap; also the ServiceAccount, the Role and its binding."""
     return names.owned(owner, "freshness")
 
 
@@ -183,7 +183,7 @@ def cronjob(
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": metadata(report_name(owner), namespace, owner, "freshness"),
+        "metadata": metadata(names.cronjob(owner, "freshness"), namespace, owner, "freshness"),
         "spec": {
             "schedule": schedule,
             "timeZone": "Etc/UTC",

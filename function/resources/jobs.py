@@ -188,7 +188,7 @@ def retention(
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": metadata(names.owned(owner, "retention"), namespace, owner, "retention"),
+        "metadata": metadata(names.cronjob(owner, "retention"), namespace, owner, "retention"),
         "spec": {
             "schedule": schedule,
             "timeZone": "Etc/UTC",
