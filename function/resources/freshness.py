@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from function import names, pods
 from function.placement import PodPlacement
+from function.resources import jobs
 from function.resources.meta import b64, labels, metadata
 
 REPORT_KEY = "report.json"
@@ -179,24 +180,14 @@ def cronjob(
         ],
         restart_policy="Never",
     )
-    pod_labels = {**labels(owner, "freshness"), **placement.labels()}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": metadata(names.cronjob(owner, "freshness"), namespace, owner, "freshness"),
-        "spec": {
-            "schedule": schedule,
-            "timeZone": "Etc/UTC",
-            "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": 600,
-            "successfulJobsHistoryLimit": 1,
-            "failedJobsHistoryLimit": 3,
-            "jobTemplate": {
-                "spec": {
-                    "backoffLimit": 1,
-                    "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
-                    "template": {"metadata": {"labels": pod_labels}, "spec": placement.apply(spec)},
-                }
-            },
-        },
-    }
+    return jobs.cronjob(
+        owner=owner,
+        namespace=namespace,
+        component="freshness",
+        schedule=schedule,
+        pod=placement.apply(spec),
+        pod_labels={**labels(owner, "freshness"), **placement.labels()},
+        starting_deadline=600,
+        backoff_limit=1,
+        active_deadline=ACTIVE_DEADLINE_SECONDS,
+    )

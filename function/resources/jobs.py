@@ -148,6 +148,41 @@ def user_sync(
     )
 
 
+def cronjob(
+    *,
+    owner: str,
+    namespace: str,
+    component: str,
+    schedule: str,
+    pod: dict,
+    pod_labels: dict[str, str],
+    starting_deadline: int,
+    backoff_limit: int,
+    active_deadline: int,
+) -> dict:
+    """A CronJob of ours: UTC, one run at a time, the last run kept (and three failed)."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": metadata(names.cronjob(owner, component), namespace, owner, component),
+        "spec": {
+            "schedule": schedule,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": starting_deadline,
+            "successfulJobsHistoryLimit": 1,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "spec": {
+                    "backoffLimit": backoff_limit,
+                    "activeDeadlineSeconds": active_deadline,
+                    "template": {"metadata": {"labels": pod_labels}, "spec": pod},
+                }
+            },
+        },
+    }
+
+
 def retention(
     *,
     owner: str,
@@ -185,35 +220,21 @@ def retention(
         restart_policy="Never",
         placement=placement,
     )
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": metadata(names.cronjob(owner, "retention"), namespace, owner, "retention"),
-        "spec": {
-            "schedule": schedule,
-            "timeZone": "Etc/UTC",
-            "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": 3600,
-            "successfulJobsHistoryLimit": 1,
-            "failedJobsHistoryLimit": 3,
-            "jobTemplate": {
-                "spec": {
-                    "backoffLimit": 2,
-                    "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
-                    "template": {
-                        "metadata": {
-                            "labels": {
-                                **dict(connection.pod_labels),
-                                **labels(owner, "retention"),
-                                **placement.labels(),
-                            }
-                        },
-                        "spec": pod,
-                    },
-                }
-            },
+    return cronjob(
+        owner=owner,
+        namespace=namespace,
+        component="retention",
+        schedule=schedule,
+        pod=pod,
+        pod_labels={
+            **dict(connection.pod_labels),
+            **labels(owner, "retention"),
+            **placement.labels(),
         },
-    }
+        starting_deadline=3600,
+        backoff_limit=2,
+        active_deadline=ACTIVE_DEADLINE_SECONDS,
+    )
 
 
 # The repository's Jobs: what each is called and which script it runs.
